@@ -1,0 +1,235 @@
+"""Command line: ``python run_all.py`` (the suite) and ``python -m reports OUT`` (tables only)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from dcbench.errors import DataError, UsageError
+
+PAPER_DATASETS = ["mnist-full", "mnist-test", "usps"]
+MAX_SEEDS = 1000
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the whole usage first)
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="run_all.py",
+        description="Run clustering methods over datasets and seeds; write records, results.csv and tables.",
+    )
+    p.add_argument("--methods", default="all", help="comma list of method names, or 'all' (default)")
+    p.add_argument(
+        "--datasets", default="digits",
+        help="comma list of dataset names; 'paper' = mnist-full,mnist-test,usps (default: digits)",
+    )
+    p.add_argument(
+        "--seeds", default="3",
+        help="N for seeds 0..N-1 (default 3), or an explicit comma list such as 3,5,8 (a single seed: '7,')",
+    )
+    p.add_argument("--out", default="results", help="output directory (default: ./results)")
+    p.add_argument("--data-dir", help="folder with the dataset files (default: $DCBENCH_DATA_DIR or the user cache)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="[METHOD.]KEY=VALUE",
+        help="override a hyperparameter for every method that has it, or for one method "
+        "(e.g. --set n_init=10 --set dcec.gamma=0.2); repeatable",
+    )
+    p.add_argument("--force", action="store_true", help="redo runs that are already in the store")
+    p.add_argument("--nmi", default="geometric", help="NMI normalization in tables: geometric (default) or arithmetic")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--list", action="store_true", help="list every method, backbone, loss and dataset, then exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.list:
+            print(listing())
+            return 0
+        return run_suite(args)
+    except (UsageError, DataError) as exc:
+        print(f"run_all.py: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: every finished run is kept in {args.out}; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    from dcbench import runinfo
+    from dcbench.datasets import DATASETS, load_dataset
+    from dcbench.executor import execute, pending_runs
+    from dcbench.methods import METHODS
+    from dcbench.plan import make_plan
+    from dcbench.reports import write_tables
+    from dcbench.store import ResultsStore
+
+    methods = parse_names(args.methods, METHODS, "method", {"all": list(METHODS)})
+    datasets = parse_names(args.datasets, DATASETS, "dataset", {"paper": PAPER_DATASETS})
+    seeds = parse_seeds(args.seeds)
+    nmi = parse_choice(args.nmi, "--nmi", ["geometric", "arithmetic"])
+    device = runinfo.resolve_device(args.device)
+    data_dir = check_readable_dir(args.data_dir) if args.data_dir else None
+    out = check_writable_dir(args.out)
+    overrides = parse_overrides(args.overrides, methods)
+
+    data = {name: load_dataset(name, data_dir) for name in datasets}
+    plan = make_plan(methods, datasets, seeds, overrides, {n: d.n_classes for n, d in data.items()})
+    store = ResultsStore(out)
+    todo = pending_runs(plan, store, force=args.force)
+    print(
+        f"{len(plan)} runs planned ({len(methods)} methods x {len(datasets)} datasets x {len(seeds)} seeds), "
+        f"{len(plan) - len(todo)} already done, {len(todo)} to run on {runinfo.device_name(device)}",
+        file=sys.stderr,
+    )
+    records = execute(todo, data, store, device=device, progress=not args.no_progress)
+    failed = [r for r in records if r["status"] != "ok"]
+
+    md, paths = write_tables(out, nmi)
+    print(md)
+    print(f"records: {store.records_dir}\nresults: {store.csv_path}\ntables:  {', '.join(map(str, paths))}")
+    if failed:
+        print(f"{len(failed)} run(s) failed; see their records for the error", file=sys.stderr)
+        return 1
+    return 0
+
+
+def reports_main(argv: list[str] | None = None) -> int:
+    p = _Parser(prog="python -m reports", description="Rebuild the tables from a results store.")
+    p.add_argument("out", help="the output directory of run_all.py")
+    p.add_argument("--nmi", default="geometric", help="geometric (default) or arithmetic")
+    args = p.parse_args(argv)
+    try:
+        from dcbench.reports import write_tables
+
+        out = check_readable_dir(args.out)
+        if not (out / "records").is_dir():
+            raise UsageError(f"{out} holds no records/ folder; pass the --out directory of run_all.py")
+        md, paths = write_tables(out, parse_choice(args.nmi, "--nmi", ["geometric", "arithmetic"]))
+    except UsageError as exc:
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    print(md)
+    print(f"tables: {', '.join(map(str, paths))}")
+    return 0
+
+
+def listing() -> str:
+    from dcbench.datasets import DATASETS
+    from dcbench.methods import METHODS
+
+    sections = [("methods", METHODS), ("datasets", DATASETS)]
+    for extra in ("BACKBONES", "LOSSES"):  # registered by the deep methods, when present
+        import dcbench.methods as m
+
+        if hasattr(m, extra):
+            sections.insert(1, (extra.lower(), getattr(m, extra)))
+    lines = []
+    for title, registry in sections:
+        lines.append(f"{title}:")
+        width = max(len(n) for n in registry)
+        lines += [f"  {n:<{width}}  {registry.description(n)}" for n in registry]
+    return "\n".join(lines)
+
+
+def parse_names(text: str, registry, kind: str, aliases: dict[str, list[str]]) -> list[str]:
+    names: list[str] = []
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        for name in aliases.get(item, [item]):
+            if name not in registry:
+                allowed = ", ".join([*aliases, *registry.names()])
+                raise UsageError(f"unknown {kind} '{name}'; choose from: {allowed}")
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise UsageError(f"no {kind} given; choose from: {', '.join([*aliases, *registry.names()])}")
+    return names
+
+
+def parse_seeds(text: str) -> list[int]:
+    text = text.strip()
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            count = int(text)
+            if not 1 <= count <= MAX_SEEDS:
+                raise UsageError(f"--seeds {text}: the number of seeds must be between 1 and {MAX_SEEDS}")
+            seeds = list(range(count))
+    except ValueError:
+        raise UsageError(f"--seeds '{text}': give a count N (1..{MAX_SEEDS}) or a comma list of seeds like 0,3,7") from None
+    if not seeds or any(s < 0 or s >= 2**32 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds '{text}': seeds must be distinct integers in 0..2**32-1")
+    return seeds
+
+
+def parse_choice(value: str, flag: str, allowed: list[str]) -> str:
+    if value not in allowed:
+        raise UsageError(f"{flag} '{value}' is not allowed; choose from: {', '.join(allowed)}")
+    return value
+
+
+def parse_overrides(items: list[str], methods: list[str]) -> dict[str, dict[str, Any]]:
+    """``KEY=VALUE`` applies to every chosen method with that parameter, ``METHOD.KEY=VALUE`` to one."""
+    from dcbench.methods import METHODS
+
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set '{item}': expected KEY=VALUE or METHOD.KEY=VALUE")
+        method, _, param = key.strip().rpartition(".")
+        value = parse_value(raw)
+        if method:
+            if method not in methods:
+                raise UsageError(f"--set '{item}': method '{method}' is not among the chosen methods ({', '.join(methods)})")
+            METHODS.get(method).resolve("", {param: value})  # validates the name
+            overrides.setdefault(method, {})[param] = value
+        else:
+            having = [m for m in methods if param in METHODS.get(m).allowed_params()]
+            if not having:
+                allowed = sorted({p for m in methods for p in METHODS.get(m).allowed_params()})
+                raise UsageError(f"--set '{item}': no chosen method has a parameter '{param}'; parameters: {', '.join(allowed)}")
+            for m in having:
+                overrides.setdefault(m, {})[param] = value
+    return overrides
+
+
+def parse_value(raw: str) -> Any:
+    """Python literals (numbers, True/False/None, quoted strings, lists); anything else is a string."""
+    try:
+        return ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        return raw.strip()
+
+
+def check_readable_dir(path: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_dir() or not os.access(p, os.R_OK | os.X_OK):
+        raise UsageError(f"'{path}' is not a readable directory")
+    return p
+
+
+def check_writable_dir(path: str) -> Path:
+    p = Path(path).expanduser()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out '{path}' cannot be created ({exc.strerror})") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise UsageError(f"--out '{path}' is not writable")
+    return p

@@ -1,0 +1,67 @@
+"""Where and with what a run happened: library versions, git commit, device."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from dcbench.errors import UsageError
+
+_LIBRARIES = ("dcbench", "torch", "numpy", "scipy", "scikit-learn", "pandas", "openTSNE")
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+@functools.cache
+def git_commit() -> str:
+    """The checkout's commit, with ``-dirty`` if it has uncommitted changes; ``unknown`` outside git."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+@functools.cache
+def machine() -> str:
+    return f"{platform.system()} {platform.machine()}, {platform.processor() or 'cpu'}"
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda requested but no CUDA device is available; use --device cpu or auto")
+    if requested not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device '{requested}'; choose from: auto, cpu, cuda")
+    return requested
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device == "cuda":
+        return f"cuda ({torch.cuda.get_device_name()})"
+    return f"cpu ({torch.get_num_threads()} threads)"

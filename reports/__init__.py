@@ -1,0 +1,5 @@
+"""Reports built from the results store alone: ``python -m reports OUT_DIR``."""
+
+from dcbench.reports.tables import latex_table, markdown_table, summarize, write_tables
+
+__all__ = ["latex_table", "markdown_table", "summarize", "write_tables"]

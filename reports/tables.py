@@ -1,0 +1,116 @@
+"""ACC / NMI tables (mean ± std over seeds) from the results store, in Markdown and LaTeX booktabs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from dcbench.datasets import DATASETS
+from dcbench.methods import METHODS
+from dcbench.reports.paper import paper_value
+from dcbench.store import ResultsStore, atomic_write_text
+
+NMI_COLUMN = {"geometric": "nmi_geometric", "arithmetic": "nmi_arithmetic"}
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, dataset): n successful seeds and mean/std (sample std, ddof=1) of each metric, in %."""
+    ok = results[results["status"] == "ok"]
+    metrics = ["acc", "nmi_geometric", "nmi_arithmetic", "ari"]
+    grouped = ok.groupby(["method", "dataset"], sort=False)[metrics]
+    summary = grouped.agg(["mean", "std"]) * 100
+    summary.columns = [f"{m}_{s}" for m, s in summary.columns]
+    summary["n"] = grouped.size()
+    return summary.reset_index()
+
+
+def _ordered(names, registry) -> list[str]:
+    """Registry order (the paper's order), unknown names last."""
+    known = list(registry)
+    return sorted(dict.fromkeys(names), key=lambda n: known.index(n) if n in known else len(known))
+
+
+def _cell(mean: float, std: float, n: int) -> str:
+    spread = "" if n < 2 else f" ± {std:.2f}"
+    return f"{mean:.2f}{spread}"
+
+
+def _paper(method: str, dataset: str, metric: str) -> str:
+    value = paper_value(method, dataset, metric)
+    return "–" if value is None else f"{value:.2f}"
+
+
+def table_rows(summary: pd.DataFrame, nmi: str = "geometric") -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per method; per dataset ACC, paper ACC, NMI, paper NMI, n."""
+    nmi_col = NMI_COLUMN[nmi]
+    datasets, methods = _ordered(summary["dataset"], DATASETS), _ordered(summary["method"], METHODS)
+    header = ["method"]
+    for d in datasets:
+        header += [f"{d} ACC", "paper", f"{d} NMI", "paper", "n"]
+    rows = []
+    for m in methods:
+        row = [m]
+        for d in datasets:
+            hit = summary[(summary["method"] == m) & (summary["dataset"] == d)]
+            if hit.empty:
+                row += ["", _paper(m, d, "acc"), "", _paper(m, d, "nmi"), "0"]
+                continue
+            s = hit.iloc[0]
+            row += [
+                _cell(s["acc_mean"], s["acc_std"], s["n"]),
+                _paper(m, d, "acc"),
+                _cell(s[f"{nmi_col}_mean"], s[f"{nmi_col}_std"], s["n"]),
+                _paper(m, d, "nmi"),
+                str(int(s["n"])),
+            ]
+        rows.append(row)
+    return header, rows
+
+
+def caption(nmi: str) -> str:
+    return (
+        f"Clustering ACC and NMI ({nmi} normalization) in %, mean ± sample std over n seeds; "
+        "'paper' is Table 1 of Guo et al. (2017), whose NMI used the geometric normalization."
+    )
+
+
+def markdown_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
+    header, rows = table_rows(summary, nmi)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + f"\n\n{caption(nmi)}\n"
+
+
+def latex_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
+    header, rows = table_rows(summary, nmi)
+    datasets = _ordered(summary["dataset"], DATASETS)
+
+    def tex(s: str) -> str:
+        return s.replace("±", r"$\pm$").replace("–", "--").replace("_", r"\_")
+
+    out = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\caption{" + tex(caption(nmi)).replace("'paper'", "`paper'") + "}",
+        r"\begin{tabular}{l" + "rrrrr" * len(datasets) + "}",
+        r"\toprule",
+        " & ".join([""] + [rf"\multicolumn{{5}}{{c}}{{{tex(d)}}}" for d in datasets]) + r" \\",
+        "".join(rf"\cmidrule(lr){{{2 + 5 * i}-{6 + 5 * i}}}" for i in range(len(datasets))),
+        " & ".join(["Method"] + ["ACC", "paper", "NMI", "paper", "$n$"] * len(datasets)) + r" \\",
+        r"\midrule",
+    ]
+    out += [" & ".join(tex(c) for c in r) + r" \\" for r in rows]
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def write_tables(out_dir: str | Path, nmi: str = "geometric") -> tuple[str, list[Path]]:
+    """Rebuild the tables from the store alone; returns the Markdown and the files written."""
+    store = ResultsStore(out_dir)
+    summary = summarize(store.dataframe())
+    md, tex = markdown_table(summary, nmi), latex_table(summary, nmi)
+    paths = [Path(out_dir) / "tables" / "table.md", Path(out_dir) / "tables" / "table.tex"]
+    atomic_write_text(paths[0], md)
+    atomic_write_text(paths[1], tex)
+    return md, paths

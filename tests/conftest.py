@@ -1,0 +1,36 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(os.environ.get("DCBENCH_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Keep the tests' downloads and array caches out of the user's cache."""
+    old = os.environ.get("DCBENCH_CACHE_DIR")
+    os.environ["DCBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("DCBENCH_CACHE_DIR", None)
+    else:
+        os.environ["DCBENCH_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "usps" / "usps.h5").is_file():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def blobs(n_per_cluster=40, n_clusters=3, shape=(1, 4, 4), spread=0.05, seed=0):
+    """Synthetic images with known, well separated clusters."""
+    rng = np.random.default_rng(seed)
+    dim = int(np.prod(shape))
+    centers = rng.uniform(0, 1, size=(n_clusters, dim))
+    y = np.repeat(np.arange(n_clusters), n_per_cluster)
+    x = centers[y] + spread * rng.standard_normal((y.size, dim))
+    return x.reshape(-1, *shape).astype(np.float32), y

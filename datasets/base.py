@@ -125,7 +125,11 @@ def fetch_file(file: RemoteFile, data_dir: Path, cache_dir: Path, *, download: b
         try:
             # pooch downloads to a temporary file and moves it into place only after the
             # checksum matches, so an interrupted or corrupt download leaves nothing behind.
-            return Path(pooch.retrieve(url, file.known_hash, fname=file.name, path=download_dir, progressbar=False))
+            return Path(
+                pooch.retrieve(
+                    url, file.known_hash, fname=file.name, path=download_dir, progressbar=False
+                )
+            )
         except Exception as exc:  # network errors, HTTP errors, checksum mismatch
             errors.append(f"{url}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     raise DataError(

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
 from dcbench.datasets.base import DatasetSpec, RemoteFile, register_dataset
 
 MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
@@ -55,7 +54,12 @@ def read_idx(path: Path) -> np.ndarray:
 
 def _idx_files(prefixes: tuple[str, ...], md5: dict, subdir: str, urls: tuple[str, ...]):
     return tuple(
-        RemoteFile(f"{p}-{kind}-idx{n}-ubyte.gz", subdir, "md5:" + md5[f"{p}-{kind}-idx{n}-ubyte.gz"], tuple(u + f"{p}-{kind}-idx{n}-ubyte.gz" for u in urls))
+        RemoteFile(
+            f"{p}-{kind}-idx{n}-ubyte.gz",
+            subdir,
+            "md5:" + md5[f"{p}-{kind}-idx{n}-ubyte.gz"],
+            tuple(u + f"{p}-{kind}-idx{n}-ubyte.gz" for u in urls),
+        )
         for p in prefixes
         for kind, n in (("images", 3), ("labels", 1))
     )
@@ -74,7 +78,14 @@ for _name, _prefixes, _desc in (
     ("mnist-full", ("train", "t10k"), "MNIST train+test, 70000 x 1x28x28, x/255"),
     ("mnist-test", ("t10k",), "MNIST test set, 10000 x 1x28x28, x/255"),
 ):
-    register_dataset(DatasetSpec(_name, _desc, _idx_files(_prefixes, MNIST_MD5, "mnist", MNIST_URLS), _decode_idx(_prefixes)))
+    register_dataset(
+        DatasetSpec(
+            _name,
+            _desc,
+            _idx_files(_prefixes, MNIST_MD5, "mnist", MNIST_URLS),
+            _decode_idx(_prefixes),
+        )
+    )
 
 register_dataset(
     DatasetSpec(
@@ -93,7 +104,9 @@ def _decode_usps(paths: dict[str, Path]):
     return x.reshape(-1, 1, 16, 16), y
 
 
-register_dataset(DatasetSpec("usps", "USPS train then test, 9298 x 1x16x16, in [0, 1]", (USPS_H5,), _decode_usps))
+register_dataset(
+    DatasetSpec("usps", "USPS train then test, 9298 x 1x16x16, in [0, 1]", (USPS_H5,), _decode_usps)
+)
 
 
 def _decode_digits(paths: dict[str, Path]):
@@ -104,5 +117,10 @@ def _decode_digits(paths: dict[str, Path]):
 
 
 register_dataset(
-    DatasetSpec("digits", "scikit-learn's bundled 8x8 digits, 1797 x 1x8x8, x/16 (no download)", (), _decode_digits)
+    DatasetSpec(
+        "digits",
+        "scikit-learn's bundled 8x8 digits, 1797 x 1x8x8, x/16 (no download)",
+        (),
+        _decode_digits,
+    )
 )

@@ -25,27 +25,46 @@ def build_parser() -> argparse.ArgumentParser:
         prog="run_all.py",
         description="Run clustering methods over datasets and seeds; write records, results.csv and tables.",
     )
-    p.add_argument("--methods", default="all", help="comma list of method names, or 'all' (default)")
     p.add_argument(
-        "--datasets", default="digits",
+        "--methods", default="all", help="comma list of method names, or 'all' (default)"
+    )
+    p.add_argument(
+        "--datasets",
+        default="digits",
         help="comma list of dataset names; 'paper' = mnist-full,mnist-test,usps (default: digits)",
     )
     p.add_argument(
-        "--seeds", default="3",
+        "--seeds",
+        default="3",
         help="N for seeds 0..N-1 (default 3), or an explicit comma list such as 3,5,8 (a single seed: '7,')",
     )
     p.add_argument("--out", default="results", help="output directory (default: ./results)")
-    p.add_argument("--data-dir", help="folder with the dataset files (default: $DCBENCH_DATA_DIR or the user cache)")
+    p.add_argument(
+        "--data-dir",
+        help="folder with the dataset files (default: $DCBENCH_DATA_DIR or the user cache)",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="[METHOD.]KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="[METHOD.]KEY=VALUE",
         help="override a hyperparameter for every method that has it, or for one method "
         "(e.g. --set n_init=10 --set dcec.gamma=0.2); repeatable",
     )
     p.add_argument("--force", action="store_true", help="redo runs that are already in the store")
-    p.add_argument("--nmi", default="geometric", help="NMI normalization in tables: geometric (default) or arithmetic")
+    p.add_argument(
+        "--nmi",
+        default="geometric",
+        help="NMI normalization in tables: geometric (default) or arithmetic",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--list", action="store_true", help="list every method, backbone, loss and dataset, then exit")
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list every method, backbone, loss and dataset, then exit",
+    )
     return p
 
 
@@ -99,7 +118,9 @@ def run_suite(args: argparse.Namespace) -> int:
 
     md, paths = write_tables(out, nmi)
     print(md)
-    print(f"records: {store.records_dir}\nresults: {store.csv_path}\ntables:  {', '.join(map(str, paths))}")
+    print(
+        f"records: {store.records_dir}\nresults: {store.csv_path}\ntables:  {', '.join(map(str, paths))}"
+    )
     if failed:
         print(f"{len(failed)} run(s) failed; see their records for the error", file=sys.stderr)
         return 1
@@ -116,7 +137,9 @@ def reports_main(argv: list[str] | None = None) -> int:
 
         out = check_readable_dir(args.out)
         if not (out / "records").is_dir():
-            raise UsageError(f"{out} holds no records/ folder; pass the --out directory of run_all.py")
+            raise UsageError(
+                f"{out} holds no records/ folder; pass the --out directory of run_all.py"
+            )
         md, paths = write_tables(out, parse_choice(args.nmi, "--nmi", ["geometric", "arithmetic"]))
     except UsageError as exc:
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
@@ -156,22 +179,27 @@ def parse_names(text: str, registry, kind: str, aliases: dict[str, list[str]]) -
             if name not in names:
                 names.append(name)
     if not names:
-        raise UsageError(f"no {kind} given; choose from: {', '.join([*aliases, *registry.names()])}")
+        raise UsageError(
+            f"no {kind} given; choose from: {', '.join([*aliases, *registry.names()])}"
+        )
     return names
 
 
 def parse_seeds(text: str) -> list[int]:
     text = text.strip()
     try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            count = int(text)
-            if not 1 <= count <= MAX_SEEDS:
-                raise UsageError(f"--seeds {text}: the number of seeds must be between 1 and {MAX_SEEDS}")
-            seeds = list(range(count))
+        seeds = [int(s) for s in text.split(",") if s.strip()] if "," in text else None
+        count = None if seeds is not None else int(text)
     except ValueError:
-        raise UsageError(f"--seeds '{text}': give a count N (1..{MAX_SEEDS}) or a comma list of seeds like 0,3,7") from None
+        raise UsageError(
+            f"--seeds '{text}': give a count N (1..{MAX_SEEDS}) or a comma list of seeds like 0,3,7"
+        ) from None
+    if count is not None:
+        if not 1 <= count <= MAX_SEEDS:
+            raise UsageError(
+                f"--seeds {text}: the number of seeds must be between 1 and {MAX_SEEDS}"
+            )
+        seeds = list(range(count))
     if not seeds or any(s < 0 or s >= 2**32 for s in seeds) or len(set(seeds)) != len(seeds):
         raise UsageError(f"--seeds '{text}': seeds must be distinct integers in 0..2**32-1")
     return seeds
@@ -196,14 +224,18 @@ def parse_overrides(items: list[str], methods: list[str]) -> dict[str, dict[str,
         value = parse_value(raw)
         if method:
             if method not in methods:
-                raise UsageError(f"--set '{item}': method '{method}' is not among the chosen methods ({', '.join(methods)})")
+                raise UsageError(
+                    f"--set '{item}': method '{method}' is not among the chosen methods ({', '.join(methods)})"
+                )
             METHODS.get(method).resolve("", {param: value})  # validates the name
             overrides.setdefault(method, {})[param] = value
         else:
             having = [m for m in methods if param in METHODS.get(m).allowed_params()]
             if not having:
                 allowed = sorted({p for m in methods for p in METHODS.get(m).allowed_params()})
-                raise UsageError(f"--set '{item}': no chosen method has a parameter '{param}'; parameters: {', '.join(allowed)}")
+                raise UsageError(
+                    f"--set '{item}': no chosen method has a parameter '{param}'; parameters: {', '.join(allowed)}"
+                )
             for m in having:
                 overrides.setdefault(m, {})[param] = value
     return overrides

@@ -28,7 +28,8 @@ def pending_runs(plan: Iterable[Run], store: ResultsStore, *, force: bool = Fals
             todo.append(run)
         elif done.get("config") != run.config:
             changed = sorted(
-                k for k in set(run.config) | set(done.get("config", {}))
+                k
+                for k in set(run.config) | set(done.get("config", {}))
                 if run.config.get(k) != done.get("config", {}).get(k)
             )
             raise UsageError(

@@ -33,12 +33,16 @@ def acc(y_true, y_pred) -> float:
 
 def nmi_geometric(y_true, y_pred) -> float:
     """NMI normalized by sqrt(H(Y) H(C)): scikit-learn's default before 0.22, used by the paper's era."""
-    return float(normalized_mutual_info_score(*_check_labels(y_true, y_pred), average_method="geometric"))
+    return float(
+        normalized_mutual_info_score(*_check_labels(y_true, y_pred), average_method="geometric")
+    )
 
 
 def nmi_arithmetic(y_true, y_pred) -> float:
     """NMI normalized by (H(Y) + H(C)) / 2: scikit-learn's default since 0.22."""
-    return float(normalized_mutual_info_score(*_check_labels(y_true, y_pred), average_method="arithmetic"))
+    return float(
+        normalized_mutual_info_score(*_check_labels(y_true, y_pred), average_method="arithmetic")
+    )
 
 
 def ari(y_true, y_pred) -> float:

@@ -34,7 +34,10 @@ def git_commit() -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo, capture_output=True, text=True, check=True,
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -53,7 +56,9 @@ def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but no CUDA device is available; use --device cpu or auto")
+        raise UsageError(
+            "--device cuda requested but no CUDA device is available; use --device cpu or auto"
+        )
     if requested not in ("cpu", "cuda"):
         raise UsageError(f"unknown device '{requested}'; choose from: auto, cpu, cuda")
     return requested

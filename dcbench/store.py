@@ -67,7 +67,10 @@ class ResultsStore:
 
     def dataframe(self) -> pd.DataFrame:
         rows = [
-            {**{k: r.get(k) for k in CSV_COLUMNS}, **{k: r.get("metrics", {}).get(k) for k in CSV_COLUMNS[4:8]}}
+            {
+                **{k: r.get(k) for k in CSV_COLUMNS},
+                **{k: r.get("metrics", {}).get(k) for k in CSV_COLUMNS[4:8]},
+            }
             for r in self.records()
         ]
         return pd.DataFrame(rows, columns=CSV_COLUMNS)

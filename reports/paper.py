@@ -6,11 +6,23 @@ Keyed by our method and dataset names. NMI in the paper's era is the geometric n
 TABLE1: dict[str, dict[str, tuple[float, float | None]]] = {
     "kmeans": {"mnist-full": (54.24, 48.52), "mnist-test": (54.63, 50.18), "usps": (66.82, 62.66)},
     "sec": {"mnist-full": (80.37, None)},
-    "sae-kmeans": {"mnist-full": (78.17, 71.46), "mnist-test": (66.81, 59.59), "usps": (61.65, 57.27)},
+    "sae-kmeans": {
+        "mnist-full": (78.17, 71.46),
+        "mnist-test": (66.81, 59.59),
+        "usps": (61.65, 57.27),
+    },
     "dec": {"mnist-full": (84.08, 81.28), "mnist-test": (69.94, 67.69), "usps": (69.28, 70.18)},
     "idec": {"mnist-full": (84.21, 83.81), "mnist-test": (71.45, 69.40), "usps": (72.10, 73.23)},
-    "cae-kmeans": {"mnist-full": (84.90, 79.27), "mnist-test": (79.00, 72.55), "usps": (74.15, 73.30)},
-    "dec-conv": {"mnist-full": (88.63, 87.59), "mnist-test": (84.83, 82.62), "usps": (77.90, 81.08)},
+    "cae-kmeans": {
+        "mnist-full": (84.90, 79.27),
+        "mnist-test": (79.00, 72.55),
+        "usps": (74.15, 73.30),
+    },
+    "dec-conv": {
+        "mnist-full": (88.63, 87.59),
+        "mnist-test": (84.83, 82.62),
+        "usps": (77.90, 81.08),
+    },
     "dcec": {"mnist-full": (88.97, 88.49), "mnist-test": (85.29, 83.61), "usps": (79.00, 82.57)},
 }
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
 from dcbench.datasets import DATASETS
 from dcbench.methods import METHODS
 from dcbench.reports.paper import paper_value
+
 from dcbench.store import ResultsStore, atomic_write_text
 
 NMI_COLUMN = {"geometric": "nmi_geometric", "arithmetic": "nmi_arithmetic"}
@@ -77,7 +77,10 @@ def caption(nmi: str) -> str:
 
 def markdown_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
     header, rows = table_rows(summary, nmi)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + f"\n\n{caption(nmi)}\n"
 

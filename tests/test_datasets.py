@@ -3,10 +3,10 @@ import hashlib
 
 import numpy as np
 import pytest
-
 from dcbench.datasets import DATASETS, DatasetSpec, RemoteFile, load_dataset
 from dcbench.datasets import base as datasets_base
 from dcbench.datasets.catalog import read_idx
+
 from dcbench.errors import DataError
 
 
@@ -23,7 +23,10 @@ def test_digits_is_embedded_and_scaled():
 
 @pytest.mark.parametrize(
     "name, n, shape, first_labels",
-    [("usps", 9298, (1, 16, 16), [6, 5, 4, 7, 3]), ("mnist-test", 10000, (1, 28, 28), [7, 2, 1, 0, 4])],
+    [
+        ("usps", 9298, (1, 16, 16), [6, 5, 4, 7, 3]),
+        ("mnist-test", 10000, (1, 28, 28), [7, 2, 1, 0, 4]),
+    ],
 )
 def test_paper_datasets_from_shared_data(shared_data, name, n, shape, first_labels):
     d = load_dataset(name, shared_data)
@@ -38,7 +41,9 @@ def test_usps_keeps_train_rows_before_test_rows(shared_data):
 
 
 def _write_idx(path, array):
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(s).to_bytes(4, "big") for s in array.shape
+    )
     with gzip.open(path, "wb") as f:
         f.write(header + array.astype(np.uint8).tobytes())
 
@@ -63,7 +68,12 @@ def tiny_spec(tmp_path):
         x = read_idx(paths["tiny.gz"])
         return x[:, None] / 255.0, np.arange(4) % 2
 
-    spec = DatasetSpec("tiny-test", "tiny", (RemoteFile("tiny.gz", "tiny", f"md5:{md5}", ("http://127.0.0.1:9/tiny.gz",)),), decode)
+    spec = DatasetSpec(
+        "tiny-test",
+        "tiny",
+        (RemoteFile("tiny.gz", "tiny", f"md5:{md5}", ("http://127.0.0.1:9/tiny.gz",)),),
+        decode,
+    )
     DATASETS._entries["tiny-test"], DATASETS._descriptions["tiny-test"] = spec, "tiny"
     yield data_dir, calls
     del DATASETS._entries["tiny-test"], DATASETS._descriptions["tiny-test"]
@@ -81,11 +91,15 @@ def test_decoded_arrays_are_cached(tiny_spec, tmp_path):
 def test_checksum_mismatch_names_file_and_expected_hash(tiny_spec, tmp_path):
     data_dir, _ = tiny_spec
     (data_dir / "tiny" / "tiny.gz").write_bytes(b"corrupted")
-    with pytest.raises(DataError, match=r"checksum mismatch for .*tiny.gz: expected md5:[0-9a-f]{32}"):
+    with pytest.raises(
+        DataError, match=r"checksum mismatch for .*tiny.gz: expected md5:[0-9a-f]{32}"
+    ):
         load_dataset("tiny-test", data_dir, cache_dir=tmp_path / "cache")
 
 
-def test_missing_file_offline_says_what_and_where_and_leaves_nothing(tiny_spec, tmp_path, monkeypatch):
+def test_missing_file_offline_says_what_and_where_and_leaves_nothing(
+    tiny_spec, tmp_path, monkeypatch
+):
     data_dir, _ = tiny_spec
     (data_dir / "tiny" / "tiny.gz").unlink()
 
@@ -96,7 +110,9 @@ def test_missing_file_offline_says_what_and_where_and_leaves_nothing(tiny_spec, 
     with pytest.raises(DataError) as info:
         load_dataset("tiny-test", data_dir, cache_dir=tmp_path / "cache")
     message = str(info.value)
-    assert "tiny.gz" in message and "md5:" in message and str(data_dir / "tiny" / "tiny.gz") in message
+    assert (
+        "tiny.gz" in message and "md5:" in message and str(data_dir / "tiny" / "tiny.gz") in message
+    )
     assert "\n" not in message
     leftovers = list((tmp_path / "cache").rglob("*")) if (tmp_path / "cache").exists() else []
     assert not [p for p in leftovers if p.is_file()]
@@ -122,11 +138,18 @@ def local_http(tmp_path):
 def _point_tiny_at(url, monkeypatch):
     spec = DATASETS.get("tiny-test")
     file = spec.files[0]
-    moved = DatasetSpec(spec.name, spec.description, (RemoteFile(file.name, file.subdir, file.known_hash, (url,)),), spec.decode)
+    moved = DatasetSpec(
+        spec.name,
+        spec.description,
+        (RemoteFile(file.name, file.subdir, file.known_hash, (url,)),),
+        spec.decode,
+    )
     monkeypatch.setitem(DATASETS._entries, "tiny-test", moved)
 
 
-def test_download_is_checksum_verified_and_a_bad_one_leaves_no_file(tiny_spec, tmp_path, local_http, monkeypatch):
+def test_download_is_checksum_verified_and_a_bad_one_leaves_no_file(
+    tiny_spec, tmp_path, local_http, monkeypatch
+):
     data_dir, _ = tiny_spec
     root, base_url = local_http
     good = (data_dir / "tiny" / "tiny.gz").read_bytes()

@@ -1,0 +1,183 @@
+"""run_all.py end to end on small data: the store, resume, failures, tables and bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dcbench.methods import METHODS, MethodSpec, PixelKMeans
+
+from dcbench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(capsys, *args):
+    code = main(["--no-progress", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_kmeans_on_digits_writes_records_csv_and_tables(tmp_path, capsys):
+    code, out, err = run(capsys, "--methods", "kmeans", "--seeds", "2", "--out", str(tmp_path))
+    assert code == 0, err
+    csv = pd.read_csv(tmp_path / "results.csv")
+    assert list(csv.columns) == [
+        "method",
+        "dataset",
+        "seed",
+        "status",
+        "acc",
+        "nmi_geometric",
+        "nmi_arithmetic",
+        "ari",
+        "seconds",
+        "device",
+    ]
+    assert sorted(csv["seed"]) == [0, 1] and set(csv["status"]) == {"ok"}
+    assert csv["acc"].between(0.6, 1.0).all()  # k-means on digits is ~0.79
+    record = json.loads((tmp_path / "records" / "kmeans__digits__seed1.json").read_text())
+    assert record["config"]["random_state"] == 1 and record["config"]["n_init"] == 20
+    assert {"torch", "numpy", "scikit-learn"} <= set(record["versions"]) and record["git_commit"]
+    assert "| kmeans |" in out and "± " in out
+    assert "\\toprule" in (tmp_path / "tables" / "table.tex").read_text()
+
+
+def test_second_run_skips_finished_work_and_force_redoes_it(tmp_path, capsys, monkeypatch):
+    assert run(capsys, "--methods", "kmeans", "--seeds", "1", "--out", str(tmp_path))[0] == 0
+    before = (tmp_path / "records" / "kmeans__digits__seed0.json").read_text()
+
+    def boom(self, X, y=None):
+        raise AssertionError("should have been skipped")
+
+    monkeypatch.setattr(PixelKMeans, "fit", boom)
+    code, _, err = run(capsys, "--methods", "kmeans", "--seeds", "1", "--out", str(tmp_path))
+    assert code == 0 and "1 already done, 0 to run" in err
+    assert (tmp_path / "records" / "kmeans__digits__seed0.json").read_text() == before
+
+    code, _, err = run(
+        capsys, "--methods", "kmeans", "--seeds", "1", "--out", str(tmp_path), "--force"
+    )
+    assert code == 1 and "failed" in err  # forced: it ran (and hit the patched fit)
+
+
+def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path, capsys, monkeypatch):
+    class Broken(PixelKMeans):
+        def fit(self, X, y=None):
+            raise RuntimeError("deliberate failure")
+
+    monkeypatch.setitem(METHODS._entries, "broken", MethodSpec("broken", "fails", Broken))
+    monkeypatch.setitem(METHODS._descriptions, "broken", "fails")
+    code, out, err = run(
+        capsys, "--methods", "broken,kmeans", "--seeds", "1", "--out", str(tmp_path)
+    )
+    assert code == 1
+    csv = pd.read_csv(tmp_path / "results.csv").set_index("method")
+    assert csv.loc["broken", "status"] == "failed" and csv.loc["kmeans", "status"] == "ok"
+    record = json.loads((tmp_path / "records" / "broken__digits__seed0.json").read_text())
+    assert (
+        record["error"] == "RuntimeError: deliberate failure" and "Traceback" in record["traceback"]
+    )
+    # a failed run is not "done": the next invocation retries it
+    monkeypatch.setitem(METHODS._entries, "broken", MethodSpec("broken", "fixed", PixelKMeans))
+    assert run(capsys, "--methods", "broken,kmeans", "--seeds", "1", "--out", str(tmp_path))[0] == 0
+
+
+def test_a_changed_config_is_not_silently_mixed_with_old_results(tmp_path, capsys):
+    assert run(capsys, "--methods", "kmeans", "--seeds", "1", "--out", str(tmp_path))[0] == 0
+    code, _, err = run(
+        capsys, "--methods", "kmeans", "--seeds", "1", "--out", str(tmp_path), "--set", "n_init=3"
+    )
+    assert code == 2 and "different config (changed: n_init)" in err
+
+
+def test_overrides_reach_the_estimator(tmp_path, capsys):
+    code, _, _ = run(
+        capsys,
+        "--methods",
+        "kmeans",
+        "--seeds",
+        "3,",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "kmeans.n_init=2",
+    )
+    assert code == 0
+    record = json.loads((tmp_path / "records" / "kmeans__digits__seed3.json").read_text())
+    assert record["config"]["n_init"] == 2 and record["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--methods", "kmeans,nope"], "unknown method 'nope'; choose from: all, kmeans"),
+        (["--datasets", "mnist"], "unknown dataset 'mnist'; choose from: paper, "),
+        (["--seeds", "0"], "between 1 and 1000"),
+        (["--seeds", "-3"], "between 1 and 1000"),
+        (["--seeds", "two"], "give a count N"),
+        (["--seeds", "1,1"], "distinct"),
+        (["--seeds", "1,-2"], "distinct integers"),
+        (["--data-dir", "/no/such/dir"], "'/no/such/dir' is not a readable directory"),
+        (["--out", "/proc/forbidden/out"], "--out '/proc/forbidden/out' cannot be created"),
+        (["--device", "tpu"], "unknown device 'tpu'; choose from: auto, cpu, cuda"),
+        (["--set", "n_init"], "expected KEY=VALUE"),
+        (["--set", "bogus=1"], "no chosen method has a parameter 'bogus'; parameters: "),
+        (
+            ["--set", "dcec.gamma=1", "--methods", "kmeans"],
+            "method 'dcec' is not among the chosen methods",
+        ),
+        (
+            ["--set", "kmeans.bogus=1", "--methods", "kmeans"],
+            "method 'kmeans' has no parameter 'bogus'",
+        ),
+        (["--nmi", "max"], "--nmi 'max' is not allowed; choose from: geometric, arithmetic"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, capsys, args, message):
+    if "--out" not in args:
+        args = [*args, "--out", str(tmp_path)]
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert message in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+def test_argparse_errors_are_one_line_too():
+    proc = subprocess.run(
+        [sys.executable, "run_all.py", "--bogus-flag"], cwd=REPO, capture_output=True, text=True
+    )
+    assert (
+        proc.returncode == 2
+        and proc.stderr.strip().count("\n") == 0
+        and "--bogus-flag" in proc.stderr
+    )
+
+
+def test_list_shows_methods_and_datasets(capsys):
+    code, out, _ = run(capsys, "--list")
+    assert code == 0
+    assert "kmeans" in out and "k-means on raw pixels" in out
+    assert "digits" in out and "usps" in out and "mnist-full" in out
+
+
+def test_reports_module_rebuilds_tables_from_the_store(tmp_path, capsys):
+    assert run(capsys, "--methods", "kmeans", "--seeds", "2", "--out", str(tmp_path))[0] == 0
+    (tmp_path / "tables" / "table.md").unlink()
+    proc = subprocess.run(
+        [sys.executable, "-m", "reports", str(tmp_path), "--nmi", "arithmetic"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "arithmetic normalization" in (tmp_path / "tables" / "table.md").read_text()
+    bad = subprocess.run(
+        [sys.executable, "-m", "reports", str(tmp_path / "nothing")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "not a readable directory" in bad.stderr

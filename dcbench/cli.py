@@ -90,12 +90,17 @@ def run_suite(args: argparse.Namespace) -> int:
     from dcbench import runinfo
     from dcbench.datasets import DATASETS, load_dataset
     from dcbench.executor import execute, pending_runs
-    from dcbench.methods import METHODS
+    from dcbench.methods import METHODS, combination
     from dcbench.plan import make_plan
     from dcbench.reports import write_tables
     from dcbench.store import ResultsStore
 
-    methods = parse_names(args.methods, METHODS, "method", {"all": list(METHODS)})
+    for item in args.methods.split(","):
+        if ":" in item:  # BACKBONE:LOSS, an ad-hoc method
+            combination(item.strip())
+    methods = parse_names(
+        args.methods, METHODS, "method", {"all": [m for m in METHODS if ":" not in m]}
+    )
     datasets = parse_names(args.datasets, DATASETS, "dataset", {"paper": PAPER_DATASETS})
     seeds = parse_seeds(args.seeds)
     nmi = parse_choice(args.nmi, "--nmi", ["geometric", "arithmetic"])

@@ -6,6 +6,7 @@ import time
 import traceback
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -16,6 +17,7 @@ from dcbench.errors import UsageError
 from dcbench.methods import METHODS
 from dcbench.metrics import evaluate
 from dcbench.plan import Run
+from dcbench.pretrain_cache import PretrainCache, save_atomically
 from dcbench.store import ResultsStore
 
 
@@ -50,10 +52,16 @@ def execute(
     """Fit every run in order, writing each record as it finishes. A failing run is recorded
     as failed and the others go on; Ctrl-C stops at once, keeping every record written so far."""
     records = []
+    cache = PretrainCache(store.out_dir / "pretrained")
     with tqdm(total=len(runs), disable=not progress, unit="run", dynamic_ncols=True) as bar:
         for run in runs:
             bar.set_description(run.label)
-            record = fit_one(run, data[run.dataset], device)
+            model_file = (
+                store.out_dir
+                / "models"
+                / (store.record_path(run.method, run.dataset, run.seed).stem + ".pt")
+            )
+            record = fit_one(run, data[run.dataset], device, cache, model_file)
             store.put(record)
             records.append(record)
             bar.update()
@@ -64,7 +72,13 @@ def execute(
     return records
 
 
-def fit_one(run: Run, data: ImageDataset, device: str) -> dict[str, Any]:
+def fit_one(
+    run: Run,
+    data: ImageDataset,
+    device: str,
+    cache: PretrainCache | None = None,
+    model_file: Path | None = None,
+) -> dict[str, Any]:
     spec = METHODS.get(run.method)
     record: dict[str, Any] = {
         "method": run.method,
@@ -84,10 +98,20 @@ def fit_one(run: Run, data: ImageDataset, device: str) -> dict[str, Any]:
         if "device" in config:
             config["device"] = device
         estimator = spec.build(config)
-        estimator.fit(data.x, data.y)
+        if hasattr(estimator, "pretrain_config") and cache is not None:
+            # pretraining is shared by the methods on the same backbone: timed and recorded apart
+            pretrained, facts = cache.get_or_pretrain(estimator, data.x, run.dataset, run.seed)
+            record.update(facts, pretrain_seconds=pretrained.get("seconds"))
+            start = time.perf_counter()
+            estimator.fit(data.x, data.y, pretrained=pretrained)
+        else:
+            estimator.fit(data.x, data.y)
         record.update(status="ok", metrics=evaluate(data.y, estimator.labels_))
         if hasattr(estimator, "history_"):
             record["history"] = estimator.history_
+        if model_file is not None:  # for reports (t-SNE, predictions) without retraining
+            save_fitted(estimator, model_file)
+            record["model_file"] = str(model_file)
     except Exception as exc:
         record.update(
             status="failed",
@@ -97,6 +121,19 @@ def fit_one(run: Run, data: ImageDataset, device: str) -> dict[str, Any]:
     record["seconds"] = time.perf_counter() - start
     record["finished_at"] = _now()
     return record
+
+
+def save_fitted(estimator, path: Path) -> None:
+    """Labels and centers of any estimator, plus the autoencoder's weights for deep ones."""
+    fitted = {
+        "labels": estimator.labels_,
+        "cluster_centers": getattr(estimator, "cluster_centers_", None),
+    }
+    if hasattr(estimator, "autoencoder_"):
+        fitted["model"] = {
+            k: v.detach().cpu() for k, v in estimator.autoencoder_.state_dict().items()
+        }
+    save_atomically(fitted, path)
 
 
 def _now() -> str:

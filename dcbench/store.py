@@ -45,8 +45,7 @@ class ResultsStore:
         self._lock = FileLock(str(self.out_dir / ".store.lock"))
 
     def record_path(self, method: str, dataset: str, seed: int) -> Path:
-        safe = method.replace("/", "_").replace(":", "+")
-        return self.records_dir / f"{safe}__{dataset}__seed{seed}.json"
+        return self.records_dir / f"{method.replace(':', '+')}__{dataset}__seed{seed}.json"
 
     def get(self, method: str, dataset: str, seed: int) -> dict[str, Any] | None:
         return _read_record(self.record_path(method, dataset, seed))

@@ -1,7 +1,20 @@
-"""Methods by name: ``METHODS.get("kmeans").build(config)``; ``METHODS.names()`` lists them."""
+"""Methods, backbones and losses by name.
 
-from dcbench.methods import kmeans as _kmeans  # noqa: F401  (registers the entry)
+``METHODS.get("dcec").build(config)`` builds an estimator; ``METHODS.names()``,
+``BACKBONES.names()`` and ``LOSSES.names()`` list what is registered.
+"""
+
+from dcbench.methods import kmeans as _kmeans  # noqa: F401  (registers the entries, in table order)
+from dcbench.methods import table1 as _table1  # noqa: F401
+from dcbench.methods.backbones import BACKBONES, BackboneSpec, register_backbone
+from dcbench.methods.deep import DeepClusterer
 from dcbench.methods.kmeans import PixelKMeans
+from dcbench.methods.losses import LOSSES, register_loss
 from dcbench.methods.registry import METHODS, MethodSpec, register_method
+from dcbench.methods.table1 import combination, deep_method
 
-__all__ = ["METHODS", "MethodSpec", "PixelKMeans", "register_method"]
+__all__ = [
+    "BACKBONES", "LOSSES", "METHODS",
+    "BackboneSpec", "DeepClusterer", "MethodSpec", "PixelKMeans",
+    "combination", "deep_method", "register_backbone", "register_loss", "register_method",
+]  # fmt: skip

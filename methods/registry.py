@@ -24,14 +24,18 @@ class MethodSpec:
     params: dict[str, Any] = field(default_factory=dict)
     dataset_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     paper_name: str | None = None  # row name in the paper's Table 1, if it is there
+    # The estimator parameters this method uses (its config); None means all of them.
+    param_names: tuple[str, ...] | None = None
 
     def allowed_params(self) -> list[str]:
-        return sorted(self.estimator().get_params(deep=False))
+        every = self.estimator().get_params(deep=False)
+        return sorted(every if self.param_names is None else self.param_names)
 
     def resolve(self, dataset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """The full estimator config for ``dataset``: defaults < per-dataset values < overrides."""
         allowed = self.allowed_params()
-        config = dict(self.estimator().get_params(deep=False))
+        defaults = self.estimator().get_params(deep=False)
+        config = {k: defaults[k] for k in allowed}
         for source in (self.params, self.dataset_params.get(dataset, {}), overrides or {}):
             for key, value in source.items():
                 if key not in allowed:

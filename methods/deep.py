@@ -1,0 +1,210 @@
+"""``DeepClusterer``: any backbone x any clustering loss, as a scikit-learn style estimator.
+
+    >>> from dcbench.methods import DeepClusterer
+    >>> est = DeepClusterer(backbone="cae", loss="kl+rec", pretrain_epochs=200, random_state=0)
+    >>> labels = est.fit_predict(images)          # images: float32 (N, C, H, W)
+    >>> z = est.transform(images)                 # embeddings (N, 10)
+
+``fit`` pretrains the autoencoder (or takes a pretrained state), then runs the loss's
+clustering phase. ``y`` is never used for training: if given, it only adds ACC/NMI to
+``history_`` at each target update.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from dcbench.methods.backbones import BACKBONES
+from dcbench.methods.losses import LOSSES
+from dcbench.methods.training import (
+    as_image_tensor,
+    autocast,
+    embed,
+    make_optimizer,
+    resolve_device,
+    seed_everything,
+)
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+PRETRAIN_PARAMS = (
+    "backbone", "embedding_dim", "pretrain_epochs", "pretrain_optimizer",
+    "pretrain_lr", "pretrain_momentum", "pretrain_batch_size", "precision",
+)  # fmt: skip
+
+
+class Checkpoint(Protocol):
+    """Where pretraining saves its progress after each epoch (the executor provides a file)."""
+
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, state: dict[str, Any]) -> None: ...
+
+
+class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
+    def __init__(
+        self,
+        backbone="cae",
+        loss="kl+rec",
+        n_clusters=10,
+        embedding_dim=10,
+        pretrain_epochs=200,
+        pretrain_optimizer="adam",
+        pretrain_lr=0.001,
+        pretrain_momentum=0.0,
+        pretrain_batch_size=256,
+        optimizer="adam",
+        lr=0.001,
+        momentum=0.0,
+        batch_size=256,
+        gamma=0.1,
+        alpha=1.0,
+        update_interval=140,
+        tol=0.001,
+        maxiter=20000,
+        kmeans_n_init=20,
+        precision="fp32",
+        device="auto",
+        random_state=None,
+    ):
+        self.backbone = backbone
+        self.loss = loss
+        self.n_clusters = n_clusters
+        self.embedding_dim = embedding_dim
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_optimizer = pretrain_optimizer
+        self.pretrain_lr = pretrain_lr
+        self.pretrain_momentum = pretrain_momentum
+        self.pretrain_batch_size = pretrain_batch_size
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.gamma = gamma
+        self.alpha = alpha
+        self.update_interval = update_interval
+        self.tol = tol
+        self.maxiter = maxiter
+        self.kmeans_n_init = kmeans_n_init
+        self.precision = precision
+        self.device = device
+        self.random_state = random_state
+
+    # -- pretraining -------------------------------------------------------------------------
+
+    def pretrain_config(self) -> dict[str, Any]:
+        """The parameters that determine the pretrained autoencoder (with the seed and data)."""
+        return {k: getattr(self, k) for k in PRETRAIN_PARAMS}
+
+    def pretrain(self, X, checkpoint: Checkpoint | None = None) -> dict[str, Any]:
+        """Pretrain the autoencoder on reconstruction MSE; returns a state usable by ``fit``.
+
+        With a ``checkpoint``, resumes from its last saved epoch and saves after every epoch.
+        """
+        device = resolve_device(self.device)
+        x = as_image_tensor(X, device)
+        generator = seed_everything(self._seed)
+        model = self._build(x.shape[1:]).to(device)
+        optimizer = make_optimizer(
+            self.pretrain_optimizer, model.parameters(), self.pretrain_lr, self.pretrain_momentum
+        )
+        history: list[dict[str, Any]] = []
+        saved = checkpoint.load() if checkpoint else None
+        if saved:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            generator.set_state(saved["generator"])
+            history = saved["history"]
+        n, bs = x.shape[0], self.pretrain_batch_size
+        model.train()
+        for epoch in range(len(history), self.pretrain_epochs):
+            started = time.perf_counter()
+            order = torch.randperm(n, generator=generator).to(
+                device
+            )  # Keras fit shuffles each epoch
+            total = torch.zeros((), device=device)
+            for i in range(0, n, bs):
+                xb = x[order[i : i + bs]]
+                with autocast(device, self.precision):
+                    _, rec = model(xb)
+                loss = F.mse_loss(rec.float(), xb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * xb.shape[0]
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "rec": (total / n).item(),
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+            if checkpoint:
+                checkpoint.save(
+                    {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "generator": generator.get_state(), "history": history}
+                )  # fmt: skip
+        return {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "history": history,
+        }
+
+    # -- fitting ---------------------------------------------------------------------------------
+
+    def fit(self, X, y=None, pretrained: dict[str, Any] | None = None):
+        """Pretrain (unless ``pretrained`` is given, from ``pretrain``), then cluster.
+
+        ``y`` is used only to log ACC/NMI in ``history_``, never for training.
+        """
+        phase_cls = LOSSES.get(self.loss)
+        device = resolve_device(self.device)
+        x = as_image_tensor(X, device)
+        if y is not None:
+            y = np.asarray(y)
+        pretrained = pretrained or self.pretrain(X)
+        seed_everything(self._seed)
+        model = self._build(x.shape[1:]).to(device)
+        model.load_state_dict(pretrained["model"])
+        result = phase_cls(self).run(model, x, y)
+        self.autoencoder_ = model
+        self.labels_ = np.asarray(result.labels)
+        self.cluster_centers_ = np.asarray(result.centers)
+        self.n_iter_ = result.n_iter
+        self.history_ = {"pretrain": pretrained["history"], "clustering": result.history}
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Embeddings of new data, (N, embedding_dim)."""
+        check_is_fitted(self, "autoencoder_")
+        device = next(self.autoencoder_.parameters()).device
+        return (
+            embed(self.autoencoder_, as_image_tensor(X, device), precision=self.precision)
+            .cpu()
+            .numpy()
+        )
+
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "autoencoder_")
+        z = torch.from_numpy(self.transform(X))
+        return (
+            LOSSES.get(self.loss)(self).predict(z, torch.from_numpy(self.cluster_centers_)).numpy()
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @property
+    def _seed(self) -> int:
+        if self.random_state is None:
+            if not hasattr(self, "_drawn_seed"):
+                self._drawn_seed = int(np.random.SeedSequence().generate_state(1)[0])
+            return self._drawn_seed
+        if isinstance(self.random_state, np.random.RandomState):
+            return int(self.random_state.randint(2**31 - 1))
+        return int(self.random_state)
+
+    def _build(self, input_shape) -> torch.nn.Module:
+        return BACKBONES.get(self.backbone).build(tuple(input_shape), self.embedding_dim)

@@ -1,0 +1,176 @@
+"""Clustering losses, each with the phase that trains it after pretraining.
+
+- ``none``: two-stage baseline, k-means on the pretrained embedding.
+- ``kl``: DEC: KL(P || Q) on the encoder, the decoder dropped.
+- ``kl+rec``: IDEC / DCEC: gamma * KL(P || Q) + reconstruction MSE.
+
+A phase gets the pretrained autoencoder and the data, and returns labels, centers and a history.
+A new loss is one class here, registered with ``register_loss``; it works with every backbone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from dcbench.methods.training import autocast, embed, make_optimizer
+from sklearn.cluster import KMeans
+from torch import nn
+
+from dcbench.metrics import acc, nmi_geometric
+from dcbench.registry import Registry
+
+LOSSES = Registry("loss")
+
+
+def register_loss(name: str, description: str):
+    return LOSSES.register(name, description=description)
+
+
+@dataclass
+class PhaseResult:
+    labels: np.ndarray
+    centers: np.ndarray
+    history: list[dict[str, Any]]
+    n_iter: int = 0
+
+
+def kmeans_init(z: torch.Tensor, n_clusters: int, n_init: int, seed: int) -> KMeans:
+    return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(z.cpu().numpy())
+
+
+def soft_assign(z: torch.Tensor, centers: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Student's t kernel: q_ij proportional to (1 + ||z_i - mu_j||^2 / alpha)^(-(alpha + 1) / 2)."""
+    dist2 = torch.cdist(z, centers).square()
+    q = (1.0 + dist2 / alpha).pow(-(alpha + 1.0) / 2.0)
+    return q / q.sum(dim=1, keepdim=True)
+
+
+def target_distribution(q: torch.Tensor) -> torch.Tensor:
+    """p_ij = (q_ij^2 / f_j) normalized per row, f_j = sum_i q_ij (over the whole dataset)."""
+    weight = q.square() / q.sum(dim=0)
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
+def _scores(y, labels) -> dict[str, float]:
+    return {} if y is None else {"acc": acc(y, labels), "nmi": nmi_geometric(y, labels)}
+
+
+@register_loss("none", "no clustering loss: k-means (n_init 20) on the pretrained embedding")
+class KMeansOnEmbedding:
+    params = ("kmeans_n_init",)  # the estimator parameters this phase reads
+
+    def __init__(self, est):
+        self.est = est
+
+    def run(self, model: nn.Module, x: torch.Tensor, y=None) -> PhaseResult:
+        km = kmeans_init(
+            embed(model, x), self.est.n_clusters, self.est.kmeans_n_init, self.est._seed
+        )
+        return PhaseResult(
+            km.labels_, km.cluster_centers_, [{"iteration": 0, **_scores(y, km.labels_)}]
+        )
+
+    def predict(self, z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(z, centers).argmin(dim=1)
+
+
+@register_loss(
+    "kl",
+    "DEC: KL(P||Q) with Student-t Q and a target P refreshed every T iterations; decoder dropped",
+)
+class StudentTClustering:
+    """The DEC / IDEC / DCEC clustering phase, as in the authors' Keras code:
+    k-means init of trainable centers; every ``update_interval`` (T) iterations, Q over the
+    whole dataset, the target P from it (held fixed until the next update), and the stop test
+    (fraction of changed labels < tol); batches of ``batch_size`` taken in order."""
+
+    reconstruct = False
+    params = (
+        "optimizer", "lr", "momentum", "batch_size", "alpha",
+        "update_interval", "tol", "maxiter", "kmeans_n_init",
+    )  # fmt: skip
+
+    def __init__(self, est):
+        self.est = est
+
+    def predict(self, z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        return soft_assign(z, centers, self.est.alpha).argmax(dim=1)
+
+    def batch_loss(self, model, centers, xb, pb) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.reconstruct:
+            z, rec = model(xb)
+        else:
+            z = model.encode(xb)
+        q = soft_assign(z.float(), centers, self.est.alpha)
+        kl = F.kl_div(q.log(), pb, reduction="batchmean")
+        if not self.reconstruct:
+            return kl, {"kl": kl}
+        mse = F.mse_loss(rec.float(), xb)
+        return self.est.gamma * kl + mse, {"kl": kl, "rec": mse}
+
+    def run(self, model: nn.Module, x: torch.Tensor, y=None) -> PhaseResult:
+        est = self.est
+        km = kmeans_init(embed(model, x), est.n_clusters, est.kmeans_n_init, est._seed)
+        centers = nn.Parameter(
+            torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
+        )
+        trained = list(model.encoder.parameters()) + [centers]
+        if self.reconstruct:
+            trained += list(model.decoder.parameters())
+        optimizer = make_optimizer(est.optimizer, trained, est.lr, est.momentum)
+
+        n, bs = x.shape[0], est.batch_size
+        labels_last = torch.as_tensor(km.labels_, device=x.device)
+        history: list[dict[str, Any]] = []
+        sums: dict[str, torch.Tensor] = {}
+        steps_since = 0
+        start = 0
+        p = None
+        ite = 0
+        model.train()
+        for ite in range(int(est.maxiter)):
+            if ite % est.update_interval == 0:
+                q = soft_assign(
+                    embed(model, x, precision=est.precision), centers.detach(), est.alpha
+                )
+                p = target_distribution(q)
+                labels = q.argmax(dim=1)
+                delta = (
+                    (labels != labels_last).float().mean().item()
+                )  # the only host sync per interval
+                labels_last = labels
+                entry = {"iteration": ite, "delta_label": delta}
+                entry.update({k: (v / max(steps_since, 1)).item() for k, v in sums.items()})
+                entry.update(_scores(y, labels.cpu().numpy()))
+                history.append(entry)
+                sums, steps_since = {}, 0
+                if ite > 0 and delta < est.tol:
+                    break
+            stop = min(start + bs, n)
+            with autocast(x.device, est.precision):
+                loss, terms = self.batch_loss(model, centers, x[start:stop], p[start:stop])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0) + v.detach()
+            steps_since += 1
+            start = stop if stop < n else 0  # in order, wrapping after the last (partial) batch
+        else:
+            ite = int(est.maxiter)
+        final = (
+            self.predict(embed(model, x, precision=est.precision), centers.detach()).cpu().numpy()
+        )
+        return PhaseResult(final, centers.detach().cpu().numpy(), history, n_iter=ite)
+
+
+@register_loss(
+    "kl+rec", "IDEC/DCEC: gamma * KL(P||Q) + reconstruction MSE (local structure preserved)"
+)
+class StudentTClusteringWithReconstruction(StudentTClustering):
+    reconstruct = True
+    params = (*StudentTClustering.params, "gamma")

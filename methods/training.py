@@ -1,0 +1,79 @@
+"""Small training helpers shared by pretraining and the clustering phases."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from dcbench.errors import UsageError
+
+OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("fp32", "bf16")
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float = 0.0) -> torch.optim.Optimizer:
+    """Adam (Keras defaults but torch's eps) or SGD with momentum. Fused kernels where available:
+    same arithmetic, one kernel per step instead of one per tensor."""
+    params = list(params)
+    fused = {"fused": True} if _fused_ok(params) else {}
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, **fused)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, **fused)
+    raise UsageError(f"unknown optimizer '{name}'; choose from: {', '.join(OPTIMIZERS)}")
+
+
+def _fused_ok(params) -> bool:
+    device = params[0].device.type if params else "cpu"
+    return device in ("cpu", "cuda")
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for the forward pass when asked; fp32 is the plain path."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    raise UsageError(f"unknown precision '{precision}'; choose from: {', '.join(PRECISIONS)}")
+
+
+@torch.inference_mode()
+def embed(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 4096, precision: str = "fp32"
+) -> torch.Tensor:
+    """The encoder's embedding of the whole dataset (encoder only, no autograd), in fp32."""
+    was_training = model.training
+    model.eval()
+    with autocast(x.device, precision):
+        z = torch.cat(
+            [model.encode(x[i : i + batch_size]).float() for i in range(0, x.shape[0], batch_size)]
+        )
+    model.train(was_training)
+    return z
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global RNG (weight init) and return a generator for data order."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def as_image_tensor(X, device: torch.device) -> torch.Tensor:
+    """(N, C, H, W) float32 on ``device``; (N, H, W) gets a channel axis."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim == 3:
+        X = X[:, None]
+    if X.ndim != 4:
+        raise ValueError(
+            f"expected images of shape (N, C, H, W) or (N, H, W); got an array of shape {X.shape}"
+        )
+    return torch.from_numpy(np.ascontiguousarray(X)).to(device)

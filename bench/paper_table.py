@@ -37,7 +37,9 @@ PAPER_GROUPS = "kmeans,cae-kmeans,dec-conv,dcec;sae-kmeans,dec,idec"
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--name", required=True, help="folder under bench/results/")
-    p.add_argument("--groups", default=PAPER_GROUPS, help="';'-separated groups of comma-separated methods")
+    p.add_argument(
+        "--groups", default=PAPER_GROUPS, help="';'-separated groups of comma-separated methods"
+    )
     p.add_argument("--datasets", default="usps")
     p.add_argument("--seeds", default="5")
     p.add_argument("--workers", type=int, default=2)
@@ -51,23 +53,13 @@ def main() -> int:
     out = REPO / "bench" / "results" / args.name
     (out / "logs").mkdir(parents=True, exist_ok=True)
     seeds = parse_seeds(args.seeds)
+    groups = [g.strip() for g in args.groups.split(";") if g.strip()]
     if not args.report_only:
-        shards = [seeds[i :: args.workers] for i in range(args.workers)]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        procs = []
-        for i, shard in enumerate(s for s in shards if s):
-            cmd = [sys.executable, str(REPO / "run_all.py"), "--methods", args.methods, "--datasets", args.datasets,
-                   "--seeds", ",".join(map(str, shard)) + ",", "--out", str(out), "--data-dir", args.data_dir,
-                   "--device", "cpu", "--no-progress"]  # fmt: skip
-            for o in args.overrides:
-                cmd += ["--set", o]
-            log = open(out / f"worker{i}.log", "a")
-            procs.append(
-                subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-            )
-        codes = [proc.wait() for proc in procs]
-        print(f"workers exited with {codes}")
-    write_report(out, args, seeds)
+        units = [(group, seed) for group in groups for seed in seeds]
+        with ThreadPoolExecutor(args.workers) as pool:
+            codes = list(pool.map(lambda unit: run_unit(*unit, args, out), units))
+        print(f"units exited with {codes}")
+    write_report(out, args, groups, seeds)
     return 0
 
 
@@ -78,7 +70,9 @@ def run_unit(methods: str, seed: int, args, out: Path) -> int:
     for o in args.overrides:
         cmd += ["--set", o]
     with open(out / "logs" / f"{methods.split(',')[-1]}-seed{seed}.log", "a") as log:
-        return subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO).returncode
+        return subprocess.run(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        ).returncode
 
 
 def write_report(out: Path, args, groups: list[str], seeds: list[int]) -> None:

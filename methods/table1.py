@@ -25,7 +25,7 @@ DIGITS_PRETRAIN = {
     "pretrain_lr": 0.001,
     "pretrain_momentum": 0.0,
 }
-DIGITS_CLUSTER = {"update_interval": 30, "maxiter": 1500}
+DIGITS_CLUSTER = {"update_interval": 30, "maxiter": 600}
 
 
 def deep_method(

@@ -181,3 +181,22 @@ def test_reports_module_rebuilds_tables_from_the_store(tmp_path, capsys):
         text=True,
     )
     assert bad.returncode == 2 and "not a readable directory" in bad.stderr
+
+
+def test_any_backbone_loss_pair_runs_from_the_command_line(tmp_path, capsys):
+    code, out, err = run(
+        capsys, "--methods", "sae:kl", "--seeds", "1", "--out", str(tmp_path),
+        "--set", "pretrain_epochs=2", "--set", "maxiter=10", "--set", "kmeans_n_init=2",
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads((tmp_path / "records" / "sae+kl__digits__seed0.json").read_text())
+    assert record["config"]["backbone"] == "sae" and record["config"]["loss"] == "kl"
+    assert "| sae:kl |" in out
+
+
+def test_a_bad_backbone_loss_pair_is_a_one_line_error(tmp_path, capsys):
+    code, _, err = run(capsys, "--methods", "vit:kl", "--out", str(tmp_path))
+    assert (
+        code == 2
+        and "'vit:kl' is not BACKBONE:LOSS; backbones: sae, cae; losses: none, kl, kl+rec" in err
+    )

@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="geometric",
         help="NMI normalization in tables: geometric (default) or arithmetic",
     )
+    p.add_argument(
+        "--tsne",
+        metavar="M1,M2",
+        help="methods whose embeddings the t-SNE figure shows (default: cae-kmeans,dec-conv,dcec as in Fig. 3, "
+        "else every deep method run)",
+    )
+    p.add_argument("--no-figures", action="store_true", help="write tables only, no figures")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument(
         "--list",
@@ -92,7 +99,7 @@ def run_suite(args: argparse.Namespace) -> int:
     from dcbench.executor import execute, pending_runs
     from dcbench.methods import METHODS, combination
     from dcbench.plan import make_plan
-    from dcbench.reports import write_tables
+    from dcbench.reports import build_report
     from dcbench.store import ResultsStore
 
     for item in args.methods.split(","):
@@ -108,6 +115,7 @@ def run_suite(args: argparse.Namespace) -> int:
     data_dir = check_readable_dir(args.data_dir) if args.data_dir else None
     out = check_writable_dir(args.out)
     overrides = parse_overrides(args.overrides, methods)
+    tsne = parse_names(args.tsne, METHODS, "method", {}) if args.tsne else None
 
     data = {name: load_dataset(name, data_dir) for name in datasets}
     plan = make_plan(methods, datasets, seeds, overrides, {n: d.n_classes for n, d in data.items()})
@@ -121,11 +129,11 @@ def run_suite(args: argparse.Namespace) -> int:
     records = execute(todo, data, store, device=device, progress=not args.no_progress)
     failed = [r for r in records if r["status"] != "ok"]
 
-    md, paths = write_tables(out, nmi)
-    print(md)
-    print(
-        f"records: {store.records_dir}\nresults: {store.csv_path}\ntables:  {', '.join(map(str, paths))}"
+    report = build_report(
+        out, nmi=nmi, tsne_methods=tsne, data_dir=data_dir, figures=not args.no_figures
     )
+    print((out / "tables" / "table.md").read_text())
+    print(f"records: {store.records_dir}\nresults: {store.csv_path}\nreport:  {report}")
     if failed:
         print(f"{len(failed)} run(s) failed; see their records for the error", file=sys.stderr)
         return 1
@@ -133,24 +141,41 @@ def run_suite(args: argparse.Namespace) -> int:
 
 
 def reports_main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="python -m reports", description="Rebuild the tables from a results store.")
+    p = _Parser(
+        prog="python -m reports",
+        description="Rebuild the report (tables, figures) from a results store.",
+    )
     p.add_argument("out", help="the output directory of run_all.py")
     p.add_argument("--nmi", default="geometric", help="geometric (default) or arithmetic")
+    p.add_argument("--data-dir", help="where the datasets are (for the t-SNE figure)")
+    p.add_argument(
+        "--tsne", metavar="M1,M2", help="methods for the t-SNE figure (default: as in Fig. 3)"
+    )
+    p.add_argument("--no-figures", action="store_true", help="tables only")
     args = p.parse_args(argv)
     try:
-        from dcbench.reports import write_tables
+        from dcbench.methods import METHODS, combination
+        from dcbench.reports import build_report
 
         out = check_readable_dir(args.out)
         if not (out / "records").is_dir():
             raise UsageError(
                 f"{out} holds no records/ folder; pass the --out directory of run_all.py"
             )
-        md, paths = write_tables(out, parse_choice(args.nmi, "--nmi", ["geometric", "arithmetic"]))
-    except UsageError as exc:
+        nmi = parse_choice(args.nmi, "--nmi", ["geometric", "arithmetic"])
+        for item in (args.tsne or "").split(","):
+            if ":" in item:
+                combination(item.strip())
+        tsne = parse_names(args.tsne, METHODS, "method", {}) if args.tsne else None
+        data_dir = check_readable_dir(args.data_dir) if args.data_dir else None
+        report = build_report(
+            out, nmi=nmi, tsne_methods=tsne, data_dir=data_dir, figures=not args.no_figures
+        )
+    except (UsageError, DataError) as exc:
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
         return 2
-    print(md)
-    print(f"tables: {', '.join(map(str, paths))}")
+    print((out / "tables" / "table.md").read_text())
+    print(f"report: {report}")
     return 0
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from dcbench.datasets import DATASETS
 from dcbench.methods import METHODS
 from dcbench.reports.paper import paper_value
-
 from dcbench.store import ResultsStore, atomic_write_text
 
 NMI_COLUMN = {"geometric": "nmi_geometric", "arithmetic": "nmi_arithmetic"}
@@ -25,7 +25,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
-def _ordered(names, registry) -> list[str]:
+def ordered(names, registry) -> list[str]:
     """Registry order (the paper's order), unknown names last."""
     known = list(registry)
     return sorted(dict.fromkeys(names), key=lambda n: known.index(n) if n in known else len(known))
@@ -41,56 +41,63 @@ def _paper(method: str, dataset: str, metric: str) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def table_rows(summary: pd.DataFrame, nmi: str = "geometric") -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per method; per dataset ACC, paper ACC, NMI, paper NMI, n."""
+def table_rows(
+    summary: pd.DataFrame, nmi: str = "geometric"
+) -> tuple[list[str], list[list[str]], set[tuple[int, int]]]:
+    """Header, rows (one per method; per dataset ACC, paper, NMI, paper, n) and the cells to
+    print in bold: the best mean of ours in each ACC and NMI column."""
     nmi_col = NMI_COLUMN[nmi]
-    datasets, methods = _ordered(summary["dataset"], DATASETS), _ordered(summary["method"], METHODS)
+    datasets, methods = ordered(summary["dataset"], DATASETS), ordered(summary["method"], METHODS)
     header = ["method"]
     for d in datasets:
         header += [f"{d} ACC", "paper", f"{d} NMI", "paper", "n"]
-    rows = []
-    for m in methods:
-        row = [m]
-        for d in datasets:
-            hit = summary[(summary["method"] == m) & (summary["dataset"] == d)]
-            if hit.empty:
-                row += ["", _paper(m, d, "acc"), "", _paper(m, d, "nmi"), "0"]
-                continue
-            s = hit.iloc[0]
-            row += [
-                _cell(s["acc_mean"], s["acc_std"], s["n"]),
-                _paper(m, d, "acc"),
-                _cell(s[f"{nmi_col}_mean"], s[f"{nmi_col}_std"], s["n"]),
-                _paper(m, d, "nmi"),
-                str(int(s["n"])),
-            ]
-        rows.append(row)
-    return header, rows
+    rows = [[m] for m in methods]
+    bold = set()
+    for j, d in enumerate(datasets):
+        mine = summary[summary["dataset"] == d].set_index("method")
+        for col, metric, offset in (("acc", "acc", 1), (nmi_col, "nmi", 3)):
+            best = mine[f"{col}_mean"].max() if len(mine) else None
+            for i, m in enumerate(methods):
+                if m in mine.index:
+                    s = mine.loc[m]
+                    rows[i].append(_cell(s[f"{col}_mean"], s[f"{col}_std"], s["n"]))
+                    if s[f"{col}_mean"] == best:
+                        bold.add((i, 1 + 5 * j + offset - 1))
+                else:
+                    rows[i].append("")
+                rows[i].append(_paper(m, d, metric))
+        for i, m in enumerate(methods):
+            rows[i].append(str(int(mine.loc[m, "n"])) if m in mine.index else "0")
+    return header, rows, bold
 
 
 def caption(nmi: str) -> str:
     return (
-        f"Clustering ACC and NMI ({nmi} normalization) in %, mean ± sample std over n seeds; "
-        "'paper' is Table 1 of Guo et al. (2017), whose NMI used the geometric normalization."
+        f"Clustering ACC and NMI ({nmi} normalization) in %, mean ± sample std over n seeds "
+        "(best mean of ours in bold); 'paper' is Table 1 of Guo et al. (2017), whose NMI used the "
+        "geometric normalization."
     )
 
 
 def markdown_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
-    header, rows = table_rows(summary, nmi)
+    header, rows, bold = table_rows(summary, nmi)
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    for i, row in enumerate(rows):
+        cells = [f"**{c}**" if (i, j) in bold else c for j, c in enumerate(row)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\n{caption(nmi)}\n"
 
 
 def latex_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
-    header, rows = table_rows(summary, nmi)
-    datasets = _ordered(summary["dataset"], DATASETS)
+    """A booktabs table that compiles as is (needs \\usepackage{booktabs})."""
+    header, rows, bold = table_rows(summary, nmi)
+    datasets = ordered(summary["dataset"], DATASETS)
 
     def tex(s: str) -> str:
-        return s.replace("±", r"$\pm$").replace("–", "--").replace("_", r"\_")
+        return s.replace("±", r"$\pm$").replace("–", "--").replace("_", r"\_").replace("%", r"\%")
 
     out = [
         r"\begin{table}[t]",
@@ -103,7 +110,9 @@ def latex_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
         " & ".join(["Method"] + ["ACC", "paper", "NMI", "paper", "$n$"] * len(datasets)) + r" \\",
         r"\midrule",
     ]
-    out += [" & ".join(tex(c) for c in r) + r" \\" for r in rows]
+    for i, row in enumerate(rows):
+        cells = [rf"\textbf{{{tex(c)}}}" if (i, j) in bold else tex(c) for j, c in enumerate(row)]
+        out.append(" & ".join(cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(out)
 
@@ -128,8 +137,8 @@ def comparison_markdown(results: pd.DataFrame, nmi: str = "geometric") -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ok = results[results["status"] == "ok"]
-    for d in _ordered(summary["dataset"], DATASETS):
-        for m in _ordered(summary[summary["dataset"] == d]["method"], METHODS):
+    for d in ordered(summary["dataset"], DATASETS):
+        for m in ordered(summary[summary["dataset"] == d]["method"], METHODS):
             s = summary[(summary["method"] == m) & (summary["dataset"] == d)].iloc[0]
             cells = [m, d, str(int(s["n"]))]
             for metric, col in (("acc", "acc"), ("nmi", nmi_col)):

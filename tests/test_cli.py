@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dcbench.methods import METHODS, MethodSpec, PixelKMeans
 
 from dcbench.cli import main
+from dcbench.methods import METHODS, MethodSpec, PixelKMeans
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def run(capsys, *args):
-    code = main(["--no-progress", *args])
+    code = main(["--no-progress", "--no-figures", *args])
     out, err = capsys.readouterr()
     return code, out, err
 

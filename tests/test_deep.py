@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import blobs
+
 from dcbench.methods import BACKBONES, METHODS, DeepClusterer
 from dcbench.methods import losses as losses_module
 from dcbench.methods.losses import soft_assign, target_distribution
-
 from dcbench.metrics import acc
 
 FAST = dict(

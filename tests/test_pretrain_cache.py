@@ -4,10 +4,10 @@ import json
 
 import pytest
 from conftest import blobs
-from dcbench.datasets import ImageDataset
-from dcbench.methods import METHODS, DeepClusterer
 
+from dcbench.datasets import ImageDataset
 from dcbench.executor import execute
+from dcbench.methods import METHODS, DeepClusterer
 from dcbench.plan import make_plan
 from dcbench.store import ResultsStore
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from dcbench.reports.tables import latex_table, markdown_table, summarize
 
+from dcbench.reports.tables import latex_table, markdown_table, summarize
 from dcbench.store import ResultsStore
 
 
@@ -57,6 +57,25 @@ def test_tables_put_the_paper_value_beside_ours(tmp_path):
     store.put(_record("kmeans", "usps", 1, 0.7))
     summary = summarize(store.dataframe())
     md = markdown_table(summary)
-    assert "| kmeans | 65.00 ± 7.07 | 66.82 | 55.00 ± 7.07 | 62.66 | 2 |" in md
+    assert "| kmeans | **65.00 ± 7.07** | 66.82 | **55.00 ± 7.07** | 62.66 | 2 |" in md
     tex = latex_table(summary)
-    assert r"\toprule" in tex and r"\bottomrule" in tex and r"65.00 $\pm$ 7.07 & 66.82" in tex
+    assert (
+        r"\toprule" in tex and r"\bottomrule" in tex and r"\textbf{65.00 $\pm$ 7.07} & 66.82" in tex
+    )
+
+
+def test_the_best_mean_of_each_column_is_bold(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.put(_record("kmeans", "usps", 0, 0.6))
+    store.put(_record("dcec", "usps", 0, 0.8))
+    store.put(_record("kmeans", "mnist-test", 0, 0.5))
+    store.put(_record("dcec", "mnist-test", 0, 0.4))
+    md = markdown_table(summarize(store.dataframe()))
+    assert (
+        "| kmeans | **50.00** | 54.63 | **40.00** | 50.18 | 1 | 60.00 | 66.82 | 50.00 | 62.66 | 1 |"
+        in md
+    )
+    assert (
+        "| dcec | 40.00 | 85.29 | 30.00 | 83.61 | 1 | **80.00** | 79.00 | **70.00** | 82.57 | 1 |"
+        in md
+    )

@@ -1,0 +1,183 @@
+"""Figures from the results store: t-SNE of embeddings (Fig. 3), training curves, ACC spread.
+
+Nothing here trains a model: embeddings come from the fitted weights that the executor saved
+beside each record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import torch  # noqa: E402
+
+from dcbench.datasets import DATASETS  # noqa: E402
+from dcbench.methods import METHODS  # noqa: E402
+from dcbench.metrics import cluster_to_class_map  # noqa: E402
+from dcbench.reports.tables import ordered  # noqa: E402
+
+CLASS_COLORS = plt.get_cmap("tab10").colors  # class k is always this color, in every panel
+FIG3_METHODS = ("cae-kmeans", "dec-conv", "dcec")
+PANEL_TITLES = {"cae-kmeans": "CAE (pretrained)", "sae-kmeans": "SAE (pretrained)"}
+
+
+def save(fig, path_without_suffix: Path) -> list[Path]:
+    path_without_suffix.parent.mkdir(parents=True, exist_ok=True)
+    paths = [path_without_suffix.with_suffix(s) for s in (".png", ".pdf")]
+    for p in paths:
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def panel_title(method: str) -> str:
+    if method in PANEL_TITLES:
+        return PANEL_TITLES[method]
+    return (METHODS.get(method).paper_name if method in METHODS else None) or method
+
+
+def fitted_embedding(record: dict, x: np.ndarray) -> np.ndarray | None:
+    """The embedding of ``x`` by a stored deep model, or None for methods without one."""
+    from dcbench.methods.deep import DeepClusterer
+    from dcbench.methods.training import embed
+
+    path = record.get("model_file")
+    if not path or not Path(path).is_file():
+        return None
+    fitted = torch.load(path, map_location="cpu", weights_only=False)
+    if "model" not in fitted:
+        return None
+    est = DeepClusterer(**{**record["config"], "device": "cpu"})
+    model = est._build(x.shape[1:])
+    model.load_state_dict(fitted["model"])
+    return embed(model, torch.from_numpy(x)).numpy()
+
+
+def tsne_figure(
+    records: list[dict], data, out_prefix: Path, n_samples: int = 1000, seed: int = 0
+) -> list[Path]:
+    """Fig. 3: t-SNE of the same ``n_samples`` random samples for each record's model, colored by
+    true label (top row) and by predicted cluster mapped to its best-matching class (bottom row)."""
+    from openTSNE import TSNE
+
+    idx = np.sort(
+        np.random.default_rng(seed).choice(
+            data.n_samples, min(n_samples, data.n_samples), replace=False
+        )
+    )
+    panels = []
+    for record in records:
+        z = fitted_embedding(record, data.x[idx])
+        if z is None:
+            continue
+        labels = torch.load(record["model_file"], weights_only=False)["labels"]
+        mapping = cluster_to_class_map(data.y, labels)
+        predicted = np.array([mapping[int(c)] for c in labels[idx]])
+        xy = np.asarray(TSNE(random_state=seed, n_jobs=1, verbose=False).fit(z.astype(np.float64)))
+        panels.append((panel_title(record["method"]), xy, predicted))
+    if not panels:
+        return []
+    fig, axes = plt.subplots(2, len(panels), figsize=(4 * len(panels), 8.4), squeeze=False)
+    for col, (title, xy, predicted) in enumerate(panels):
+        for row, colors in enumerate((data.y[idx], predicted)):
+            ax = axes[row, col]
+            c = [CLASS_COLORS[k % 10] if k >= 0 else (0.6, 0.6, 0.6) for k in colors]
+            ax.scatter(xy[:, 0], xy[:, 1], c=c, s=4, linewidths=0)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(
+                f"{title}\n{'true labels' if row == 0 else 'predicted clusters (mapped)'}",
+                fontsize=10,
+            )
+            if col == 0:
+                ax.set_ylabel("t-SNE 2")
+            if row == 1:
+                ax.set_xlabel("t-SNE 1")
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=CLASS_COLORS[k], label=str(k))
+        for k in range(min(10, data.n_classes))
+    ]
+    fig.legend(handles=handles, title="class", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(
+        f"t-SNE of {len(idx)} {data.name} samples (seed {records[0]['seed']}; same samples in every panel)"
+    )
+    fig.tight_layout()
+    return save(fig, out_prefix)
+
+
+def curves_figure(records: list[dict], out_prefix: Path) -> list[Path]:
+    """Clustering-phase curves of one method on one dataset, one line per seed."""
+    records = [r for r in records if r.get("history", {}).get("clustering")]
+    if not records or len(records[0]["history"]["clustering"]) < 2:
+        return []
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for r in sorted(records, key=lambda r: r["seed"]):
+        h = pd.DataFrame(r["history"]["clustering"])
+        for term, style in (("kl", "-"), ("rec", "--")):
+            if term in h:
+                axes[0].plot(
+                    h["iteration"], h[term], style, marker=".", label=f"{term}, seed {r['seed']}"
+                )
+        axes[1].plot(
+            h["iteration"][1:],
+            h["delta_label"][1:].clip(lower=1e-5),
+            marker=".",
+            label=f"seed {r['seed']}",
+        )
+        if "acc" in h:
+            axes[2].plot(h["iteration"], h["acc"] * 100, marker=".", label=f"seed {r['seed']}")
+    tol = records[0]["config"].get("tol")
+    if tol:
+        axes[1].axhline(tol, color="k", lw=0.8, ls=":", label="tol")
+    axes[1].set_yscale("log")
+    for ax, ylabel in zip(
+        axes, ("loss (mean over interval)", "fraction of labels changed", "ACC (%)"), strict=True
+    ):
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        f"{panel_title(records[0]['method'])} on {records[0]['dataset']}: clustering phase"
+    )
+    fig.tight_layout()
+    return save(fig, out_prefix)
+
+
+def spread_figure(results: pd.DataFrame, out_prefix: Path) -> list[Path]:
+    """ACC per seed (points) with a box per method, one panel per dataset."""
+    ok = results[results["status"] == "ok"].assign(ACC=lambda f: f["acc"] * 100)
+    if ok.empty:
+        return []
+    datasets = ordered(ok["dataset"], DATASETS)
+    methods = ordered(ok["method"], METHODS)
+    fig, axes = plt.subplots(
+        1, len(datasets), figsize=(1.1 * len(methods) * len(datasets) + 1.5, 4), squeeze=False
+    )
+    for ax, d in zip(axes[0], datasets, strict=True):
+        sub = ok[ok["dataset"] == d]
+        order = [m for m in methods if m in set(sub["method"])]
+        sns.boxplot(
+            data=sub, x="method", y="ACC", order=order, ax=ax, color="0.9", showfliers=False
+        )
+        sns.stripplot(
+            data=sub,
+            x="method",
+            y="ACC",
+            order=order,
+            ax=ax,
+            hue="method",
+            palette="deep",
+            legend=False,
+            size=5,
+        )
+        ax.set_title(d)
+        ax.set_xlabel("method")
+        ax.set_ylabel("ACC (%) per seed")
+        ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    return save(fig, out_prefix)

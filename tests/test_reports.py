@@ -1,0 +1,75 @@
+"""The report: tables, paired tests, t-SNE, curves and spread figures, from the store alone."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dcbench.cli import main
+from dcbench.reports.significance import paired_tests
+from dcbench.reports.tables import latex_table, summarize
+from dcbench.store import ResultsStore
+
+TINY = ["--set", "pretrain_epochs=3", "--set", "maxiter=40", "--set", "kmeans_n_init=2"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    code = main(["--no-progress", "--methods", "kmeans,cae-kmeans,dec-conv,dcec", "--seeds", "2", "--out", str(out), *TINY])
+    assert code == 0
+    return out
+
+
+def test_run_all_ends_with_one_report_linking_everything(digits_run):
+    report = (digits_run / "report.md").read_text()
+    for name in ("tables/table.md", "tables/table.tex", "figures/acc_spread.png", "figures/tsne_digits.png",
+                 "figures/curves_dcec_digits.png", "figures/curves_dec-conv_digits.png"):  # fmt: skip
+        assert name in report, name
+        assert (digits_run / name).is_file() and (digits_run / name).stat().st_size > 0
+        if name.endswith(".png"):
+            assert (digits_run / name).with_suffix(".pdf").is_file()
+    assert "| dcec | dec-conv | reconstruction loss, CAE | digits | 2 |" in report
+
+
+def test_report_is_rebuilt_from_the_store_without_training(digits_run, monkeypatch):
+    from dcbench.methods import DeepClusterer
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("reports must not train")
+
+    monkeypatch.setattr(DeepClusterer, "fit", no_training)
+    monkeypatch.setattr(DeepClusterer, "pretrain", no_training)
+    (digits_run / "figures" / "tsne_digits.png").unlink()
+    from dcbench.cli import reports_main
+
+    assert reports_main([str(digits_run), "--tsne", "dcec,cae-kmeans"]) == 0
+    assert (digits_run / "figures" / "tsne_digits.png").is_file()
+
+
+def test_paired_tests_pair_by_seed():
+    rows = []
+    for seed, (a, b) in enumerate([(0.80, 0.70), (0.82, 0.71), (0.78, 0.75), (0.90, 0.80)]):
+        rows += [{"method": "dcec", "dataset": "usps", "seed": seed, "status": "ok", "acc": a},
+                 {"method": "dec-conv", "dataset": "usps", "seed": seed, "status": "ok", "acc": b}]  # fmt: skip
+    rows.append({"method": "dcec", "dataset": "usps", "seed": 9, "status": "ok", "acc": 0.1})  # unpaired
+    table = paired_tests(pd.DataFrame(rows))
+    r = table[(table["a"] == "dcec") & (table["b"] == "dec-conv")].iloc[0]
+    diffs = np.array([10, 11, 3, 10.0])
+    assert r["n"] == 4 and r["mean_diff"] == pytest.approx(diffs.mean()) and r["a_wins"] == 4
+    from scipy import stats
+
+    assert r["t_p"] == pytest.approx(stats.ttest_1samp(diffs, 0).pvalue)
+    assert r["wilcoxon_p"] == pytest.approx(0.125)  # exact: 2 / 2^4
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+def test_latex_table_compiles_with_pdflatex(tmp_path, digits_run):
+    table = latex_table(summarize(ResultsStore(digits_run).dataframe()))
+    doc = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + table + "\\end{document}\n"
+    (tmp_path / "t.tex").write_text(doc)
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 1000

@@ -25,10 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dcbench.reports.tables import comparison_markdown, write_tables  # noqa: E402
-
 from dcbench import runinfo  # noqa: E402
 from dcbench.cli import parse_seeds  # noqa: E402
+from dcbench.reports.tables import comparison_markdown, write_tables  # noqa: E402
 from dcbench.store import ResultsStore, atomic_write_text  # noqa: E402
 
 PAPER_GROUPS = "kmeans,cae-kmeans,dec-conv,dcec;sae-kmeans,dec,idec"

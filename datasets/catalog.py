@@ -11,6 +11,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
 from dcbench.datasets.base import DatasetSpec, RemoteFile, register_dataset
 
 MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")

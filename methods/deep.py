@@ -18,6 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
 from dcbench.methods.backbones import BACKBONES
 from dcbench.methods.losses import LOSSES
 from dcbench.methods.training import (
@@ -28,8 +31,6 @@ from dcbench.methods.training import (
     resolve_device,
     seed_everything,
 )
-from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
 PRETRAIN_PARAMS = (
     "backbone", "embedding_dim", "pretrain_epochs", "pretrain_optimizer",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from dcbench.methods.registry import MethodSpec, register_method
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted
+
+from dcbench.methods.registry import MethodSpec, register_method
 
 
 class PixelKMeans(ClusterMixin, TransformerMixin, BaseEstimator):

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from dcbench.methods.training import autocast, embed, make_optimizer
 from sklearn.cluster import KMeans
 from torch import nn
 
+from dcbench.methods.training import autocast, embed, make_optimizer
 from dcbench.metrics import acc, nmi_geometric
 from dcbench.registry import Registry
 

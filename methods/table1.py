@@ -9,23 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from dcbench.errors import UsageError
 from dcbench.methods.backbones import BACKBONES
 from dcbench.methods.deep import PRETRAIN_PARAMS, DeepClusterer
 from dcbench.methods.losses import LOSSES
 from dcbench.methods.registry import METHODS, MethodSpec, register_method
 
-from dcbench.errors import UsageError
-
 COMMON = ("loss", "n_clusters", "device", "random_state", *PRETRAIN_PARAMS)
 
 # digits: a few seconds per run (ours; not a paper dataset)
 DIGITS_PRETRAIN = {
-    "pretrain_epochs": 50,
+    "pretrain_epochs": 30,
     "pretrain_optimizer": "adam",
     "pretrain_lr": 0.001,
     "pretrain_momentum": 0.0,
 }
-DIGITS_CLUSTER = {"update_interval": 30, "maxiter": 600}
+DIGITS_CLUSTER = {"update_interval": 30, "maxiter": 400}
 
 
 def deep_method(

@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="methods whose embeddings the t-SNE figure shows (default: cae-kmeans,dec-conv,dcec as in Fig. 3, "
         "else every deep method run)",
     )
+    p.add_argument(
+        "--tsne-samples",
+        type=int,
+        default=1000,
+        help="random samples in the t-SNE figure (default 1000)",
+    )
     p.add_argument("--no-figures", action="store_true", help="write tables only, no figures")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument(
@@ -116,6 +122,8 @@ def run_suite(args: argparse.Namespace) -> int:
     out = check_writable_dir(args.out)
     overrides = parse_overrides(args.overrides, methods)
     tsne = parse_names(args.tsne, METHODS, "method", {}) if args.tsne else None
+    if not 10 <= args.tsne_samples <= 100_000:
+        raise UsageError(f"--tsne-samples {args.tsne_samples}: must be between 10 and 100000")
 
     data = {name: load_dataset(name, data_dir) for name in datasets}
     plan = make_plan(methods, datasets, seeds, overrides, {n: d.n_classes for n, d in data.items()})

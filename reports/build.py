@@ -17,6 +17,7 @@ def build_report(
     tsne_methods: list[str] | None = None,
     data_dir: str | Path | None = None,
     figures: bool = True,
+    tsne_samples: int = 1000,
 ) -> Path:
     """Write ``report.md`` under ``out_dir`` (and everything it links); returns its path."""
     out = Path(out_dir)
@@ -48,7 +49,9 @@ def build_report(
                 from dcbench.datasets import load_dataset
 
                 data = load_dataset(dataset, data_dir)
-                sections += _images(tsne_figure(chosen, data, figs / f"tsne_{dataset}"), out)
+                sections += _images(
+                    tsne_figure(chosen, data, figs / f"tsne_{dataset}", n_samples=tsne_samples), out
+                )
         sections.append("## Training curves (clustering phase)\n")
         for method, dataset in dict.fromkeys((r["method"], r["dataset"]) for r in records):
             mine = [r for r in records if r["method"] == method and r["dataset"] == dataset]

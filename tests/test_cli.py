@@ -134,6 +134,8 @@ def test_overrides_reach_the_estimator(tmp_path, capsys):
             "method 'kmeans' has no parameter 'bogus'",
         ),
         (["--nmi", "max"], "--nmi 'max' is not allowed; choose from: geometric, arithmetic"),
+        (["--tsne", "dcec,nope"], "unknown method 'nope'"),
+        (["--tsne-samples", "5"], "--tsne-samples 5: must be between 10 and 100000"),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_2(tmp_path, capsys, args, message):

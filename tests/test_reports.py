@@ -18,7 +18,20 @@ TINY = ["--set", "pretrain_epochs=3", "--set", "maxiter=40", "--set", "kmeans_n_
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    code = main(["--no-progress", "--methods", "kmeans,cae-kmeans,dec-conv,dcec", "--seeds", "2", "--out", str(out), *TINY])
+    code = main(
+        [
+            "--no-progress",
+            "--methods",
+            "kmeans,cae-kmeans,dec-conv,dcec",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--tsne-samples",
+            "300",
+            *TINY,
+        ]
+    )
     assert code == 0
     return out
 
@@ -54,7 +67,9 @@ def test_paired_tests_pair_by_seed():
     for seed, (a, b) in enumerate([(0.80, 0.70), (0.82, 0.71), (0.78, 0.75), (0.90, 0.80)]):
         rows += [{"method": "dcec", "dataset": "usps", "seed": seed, "status": "ok", "acc": a},
                  {"method": "dec-conv", "dataset": "usps", "seed": seed, "status": "ok", "acc": b}]  # fmt: skip
-    rows.append({"method": "dcec", "dataset": "usps", "seed": 9, "status": "ok", "acc": 0.1})  # unpaired
+    rows.append(
+        {"method": "dcec", "dataset": "usps", "seed": 9, "status": "ok", "acc": 0.1}
+    )  # unpaired
     table = paired_tests(pd.DataFrame(rows))
     r = table[(table["a"] == "dcec") & (table["b"] == "dec-conv")].iloc[0]
     diffs = np.array([10, 11, 3, 10.0])
@@ -65,11 +80,22 @@ def test_paired_tests_pair_by_seed():
     assert r["wilcoxon_p"] == pytest.approx(0.125)  # exact: 2 / 2^4
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)")
+@pytest.mark.skipif(
+    shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs it)"
+)
 def test_latex_table_compiles_with_pdflatex(tmp_path, digits_run):
     table = latex_table(summarize(ResultsStore(digits_run).dataframe()))
-    doc = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + table + "\\end{document}\n"
+    doc = (
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+        + table
+        + "\\end{document}\n"
+    )
     (tmp_path / "t.tex").write_text(doc)
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "t.pdf").stat().st_size > 1000

@@ -137,9 +137,16 @@ def run_suite(args: argparse.Namespace) -> int:
     records = execute(todo, data, store, device=device, progress=not args.no_progress)
     failed = [r for r in records if r["status"] != "ok"]
 
-    report = build_report(
-        out, nmi=nmi, tsne_methods=tsne, data_dir=data_dir, figures=not args.no_figures
-    )
+    report = out / "report.md"
+    if records or not report.exists():  # nothing new: the report on disk is current
+        report = build_report(
+            out,
+            nmi=nmi,
+            tsne_methods=tsne,
+            data_dir=data_dir,
+            figures=not args.no_figures,
+            tsne_samples=args.tsne_samples,
+        )
     print((out / "tables" / "table.md").read_text())
     print(f"records: {store.records_dir}\nresults: {store.csv_path}\nreport:  {report}")
     if failed:

@@ -22,14 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dcbench import runinfo
+from dcbench.cli import parse_seeds
+from dcbench.fileio import atomic_write_text
+from dcbench.reports.tables import comparison_markdown, write_tables
+from dcbench.store import ResultsStore
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from dcbench import runinfo  # noqa: E402
-from dcbench.cli import parse_seeds  # noqa: E402
-from dcbench.reports.tables import comparison_markdown, write_tables  # noqa: E402
-from dcbench.store import ResultsStore, atomic_write_text  # noqa: E402
-
 PAPER_GROUPS = "kmeans,cae-kmeans,dec-conv,dcec;sae-kmeans,dec,idec"
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from dcbench.datasets import DATASETS
+from dcbench.fileio import atomic_write_text
 from dcbench.methods import METHODS
 from dcbench.reports.paper import paper_value
-from dcbench.store import ResultsStore, atomic_write_text
+from dcbench.store import ResultsStore
 
 NMI_COLUMN = {"geometric": "nmi_geometric", "arithmetic": "nmi_arithmetic"}
 

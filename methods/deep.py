@@ -199,13 +199,13 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
 
     @property
     def _seed(self) -> int:
-        if self.random_state is None:
-            if not hasattr(self, "_drawn_seed"):
-                self._drawn_seed = int(np.random.SeedSequence().generate_state(1)[0])
-            return self._drawn_seed
-        if isinstance(self.random_state, np.random.RandomState):
-            return int(self.random_state.randint(2**31 - 1))
-        return int(self.random_state)
+        """An int seed from ``random_state`` (None or a RandomState: drawn once, then kept)."""
+        if isinstance(self.random_state, int | np.integer):
+            return int(self.random_state)
+        if not hasattr(self, "_drawn_seed"):
+            rng = self.random_state if isinstance(self.random_state, np.random.RandomState) else np.random
+            self._drawn_seed = int(rng.randint(2**31 - 1))
+        return self._drawn_seed
 
     def _build(self, input_shape) -> torch.nn.Module:
         return BACKBONES.get(self.backbone).build(tuple(input_shape), self.embedding_dim)

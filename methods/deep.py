@@ -163,7 +163,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         """
         phase_cls = LOSSES.get(self.loss)
         device = resolve_device(self.device)
-        x = as_image_tensor(X, device)
+        x = as_image_tensor(X, device, self.n_clusters)
         if y is not None:
             y = np.asarray(y)
         pretrained = pretrained or self.pretrain(X)
@@ -203,7 +203,11 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         if isinstance(self.random_state, int | np.integer):
             return int(self.random_state)
         if not hasattr(self, "_drawn_seed"):
-            rng = self.random_state if isinstance(self.random_state, np.random.RandomState) else np.random
+            rng = (
+                self.random_state
+                if isinstance(self.random_state, np.random.RandomState)
+                else np.random
+            )
             self._drawn_seed = int(rng.randint(2**31 - 1))
         return self._drawn_seed
 

@@ -8,6 +8,7 @@ from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted
 
 from dcbench.methods.registry import MethodSpec, register_method
+from dcbench.methods.validation import check_images
 
 
 class PixelKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
@@ -28,18 +29,18 @@ class PixelKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             n_init=self.n_init,
             max_iter=self.max_iter,
             random_state=self.random_state,
-        ).fit(_flatten(X))
+        ).fit(_flatten(check_images(X, self.n_clusters)))
         self.labels_ = self.kmeans_.labels_
         self.cluster_centers_ = self.kmeans_.cluster_centers_
         return self
 
     def predict(self, X):
         check_is_fitted(self, "kmeans_")
-        return self.kmeans_.predict(_flatten(X))
+        return self.kmeans_.predict(_flatten(check_images(X)))
 
     def transform(self, X):
         check_is_fitted(self, "kmeans_")
-        return self.kmeans_.transform(_flatten(X))
+        return self.kmeans_.transform(_flatten(check_images(X)))
 
 
 def _flatten(X) -> np.ndarray:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from dcbench.errors import UsageError
+from dcbench.methods.validation import check_images
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("fp32", "bf16")
@@ -67,13 +68,11 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def as_image_tensor(X, device: torch.device) -> torch.Tensor:
-    """(N, C, H, W) float32 on ``device``; (N, H, W) gets a channel axis."""
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim == 3:
+def as_image_tensor(X, device: torch.device, n_clusters: int | None = None) -> torch.Tensor:
+    """(N, C, H, W) float32 on ``device``; (N, H, W) gets a channel axis, (N, D) becomes (N, 1, 1, D)."""
+    X = check_images(X, n_clusters)
+    if X.ndim == 2:
+        X = X[:, None, None, :]
+    elif X.ndim == 3:
         X = X[:, None]
-    if X.ndim != 4:
-        raise ValueError(
-            f"expected images of shape (N, C, H, W) or (N, H, W); got an array of shape {X.shape}"
-        )
     return torch.from_numpy(np.ascontiguousarray(X)).to(device)

@@ -215,3 +215,34 @@ def test_methods_are_backbone_x_loss_with_protocol_settings():
         sae["pretrain_momentum"],
     ) == (400, "sgd", 0.01, 0.9)
     assert "gamma" not in METHODS.get("dec").resolve("usps")  # a KL-only method has no gamma to set
+
+
+@pytest.mark.parametrize(
+    "X, n_clusters, message",
+    [
+        (np.zeros((10, 1, 8, 8), dtype=object), 3, "X must be numeric"),
+        (np.zeros((10,)), 3, "must have shape"),
+        (np.full((10, 1, 8, 8), np.nan), 3, "NaN or infinity"),
+        (np.zeros((2, 1, 8, 8)), 3, "2 samples, fewer than n_clusters=3"),
+        (np.zeros((10, 1, 8, 8)), 1, "n_clusters must be an integer >= 2"),
+    ],
+)
+@pytest.mark.parametrize("estimator", ["deep", "kmeans"])
+def test_bad_input_is_a_clear_value_error(X, n_clusters, message, estimator):
+    from dcbench.methods import PixelKMeans
+
+    est = (
+        DeepClusterer(n_clusters=n_clusters, **FAST)
+        if estimator == "deep"
+        else PixelKMeans(n_clusters=n_clusters)
+    )
+    with pytest.raises(ValueError, match=message):
+        est.fit(X)
+
+
+def test_flat_vectors_work_with_the_sae():
+    x, y = blobs(n_per_cluster=30, shape=(1, 8, 8))
+    est = DeepClusterer(
+        backbone="sae", loss="none", n_clusters=3, random_state=0, **{**FAST, "pretrain_epochs": 60}
+    )
+    assert acc(y, est.fit_predict(x.reshape(90, 64))) >= 0.95

@@ -116,21 +116,32 @@ def curves_figure(records: list[dict], out_prefix: Path) -> list[Path]:
     if not records or len(records[0]["history"]["clustering"]) < 2:
         return []
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for r in sorted(records, key=lambda r: r["seed"]):
+    for i, r in enumerate(sorted(records, key=lambda r: r["seed"])):
         h = pd.DataFrame(r["history"]["clustering"])
+        color = plt.get_cmap("tab10")(
+            i % 10
+        )  # one color per seed in every panel; line style = term
         for term, style in (("kl", "-"), ("rec", "--")):
             if term in h:
                 axes[0].plot(
-                    h["iteration"], h[term], style, marker=".", label=f"{term}, seed {r['seed']}"
+                    h["iteration"],
+                    h[term],
+                    style,
+                    color=color,
+                    marker=".",
+                    label=f"{term}, seed {r['seed']}",
                 )
         axes[1].plot(
             h["iteration"][1:],
             h["delta_label"][1:].clip(lower=1e-5),
+            color=color,
             marker=".",
             label=f"seed {r['seed']}",
         )
         if "acc" in h:
-            axes[2].plot(h["iteration"], h["acc"] * 100, marker=".", label=f"seed {r['seed']}")
+            axes[2].plot(
+                h["iteration"], h["acc"] * 100, color=color, marker=".", label=f"seed {r['seed']}"
+            )
     tol = records[0]["config"].get("tol")
     if tol:
         axes[1].axhline(tol, color="k", lw=0.8, ls=":", label="tol")

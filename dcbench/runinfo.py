@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -46,7 +47,13 @@ def git_commit() -> str:
 
 @functools.cache
 def machine() -> str:
-    return f"{platform.system()} {platform.machine()}, {platform.processor() or 'cpu'}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} logical CPUs"
 
 
 def resolve_device(requested: str) -> str:

@@ -150,6 +150,9 @@ def bottom_eigenvectors(
 class _GraphSpectral(ClusterMixin, BaseEstimator):
     """Shared parts of SEC and KNNSpectral: flatten, validate, k-NN graph, k-means."""
 
+    def fit(self, X, y=None):
+        return self.fit_embedding(X).cluster_embedding()
+
     def _validate(self, n: int) -> None:
         _check_int("n_clusters", self.n_clusters, 2)
         if self.n_clusters >= n:
@@ -249,9 +252,6 @@ class SEC(TransformerMixin, _GraphSpectral):
         self.n_init = n_init
         self.random_state = random_state
 
-    def fit(self, X, y=None):
-        return self.fit_embedding(X).cluster_embedding()
-
     def fit_embedding(self, X, y=None):
         """Graph + eigenvectors + out-of-sample map, without the k-means step (sets embedding_)."""
         X = _flatten(X)
@@ -311,9 +311,6 @@ class KNNSpectral(_GraphSpectral):
         self.eigen_tol = eigen_tol
         self.n_init = n_init
         self.random_state = random_state
-
-    def fit(self, X, y=None):
-        return self.fit_embedding(X).cluster_embedding()
 
     def fit_embedding(self, X, y=None):
         """Graph + eigenvectors, without the k-means step (sets embedding_)."""

@@ -24,7 +24,7 @@ DIGITS_PRETRAIN = {
     "pretrain_lr": 0.001,
     "pretrain_momentum": 0.0,
 }
-DIGITS_CLUSTER = {"update_interval": 30, "maxiter": 400}
+DIGITS_CLUSTER = {"update_interval": 30, "maxiter": 300}
 
 
 def deep_method(

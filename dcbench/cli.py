@@ -196,14 +196,14 @@ def reports_main(argv: list[str] | None = None) -> int:
 
 def listing() -> str:
     from dcbench.datasets import DATASETS
-    from dcbench.methods import METHODS
+    from dcbench.methods import BACKBONES, LOSSES, METHODS
 
-    sections = [("methods", METHODS), ("datasets", DATASETS)]
-    for extra in ("BACKBONES", "LOSSES"):  # registered by the deep methods, when present
-        import dcbench.methods as m
-
-        if hasattr(m, extra):
-            sections.insert(1, (extra.lower(), getattr(m, extra)))
+    sections = [
+        ("methods", METHODS),
+        ("backbones", BACKBONES),
+        ("losses", LOSSES),
+        ("datasets", DATASETS),
+    ]
     lines = []
     for title, registry in sections:
         lines.append(f"{title}:")

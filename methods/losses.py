@@ -149,6 +149,7 @@ class StudentTClustering:
                 history.append(entry)
                 sums, steps_since = {}, 0
                 if ite > 0 and delta < est.tol:
+                    final = labels  # argmax q of the current model: no second pass over the data
                     break
             stop = min(start + bs, n)
             with autocast(x.device, est.precision):
@@ -162,10 +163,8 @@ class StudentTClustering:
             start = stop if stop < n else 0  # in order, wrapping after the last (partial) batch
         else:
             ite = int(est.maxiter)
-        final = (
-            self.predict(embed(model, x, precision=est.precision), centers.detach()).cpu().numpy()
-        )
-        return PhaseResult(final, centers.detach().cpu().numpy(), history, n_iter=ite)
+            final = self.predict(embed(model, x, precision=est.precision), centers.detach())
+        return PhaseResult(final.cpu().numpy(), centers.detach().cpu().numpy(), history, n_iter=ite)
 
 
 @register_loss(

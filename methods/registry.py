@@ -24,6 +24,9 @@ class MethodSpec:
     params: dict[str, Any] = field(default_factory=dict)
     dataset_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     paper_name: str | None = None  # row name in the paper's Table 1, if it is there
+    # For a method not in Table 1: its own paper's ACC / NMI (%) per dataset, and that paper.
+    reference: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    reference_source: str | None = None
     # The estimator parameters this method uses (its config); None means all of them.
     param_names: tuple[str, ...] | None = None
 

@@ -25,6 +25,7 @@ from dcbench.reports.tables import ordered  # noqa: E402
 CLASS_COLORS = plt.get_cmap("tab10").colors  # class k is always this color, in every panel
 FIG3_METHODS = ("cae-kmeans", "dec-conv", "dcec")
 PANEL_TITLES = {"cae-kmeans": "CAE (pretrained)", "sae-kmeans": "SAE (pretrained)"}
+NOT_LOSS_TERMS = {"iteration", "epoch", "stage", "delta_label", "acc", "nmi"}
 
 
 def save(fig, path_without_suffix: Path) -> list[Path]:
@@ -116,13 +117,16 @@ def curves_figure(records: list[dict], out_prefix: Path) -> list[Path]:
     if not records or len(records[0]["history"]["clustering"]) < 2:
         return []
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    # every loss term a method logs (kl, rec, kmeans, ...), in the order they first appear
+    terms = list(dict.fromkeys(k for r in records for e in r["history"]["clustering"] for k in e))
+    terms = [t for t in terms if t not in NOT_LOSS_TERMS]
     for i, r in enumerate(sorted(records, key=lambda r: r["seed"])):
         h = pd.DataFrame(r["history"]["clustering"])
         color = plt.get_cmap("tab10")(
             i % 10
         )  # one color per seed in every panel; line style = term
-        for term, style in (("kl", "-"), ("rec", "--")):
-            if term in h:
+        for term, style in zip(terms, ["-", "--", ":", "-."] * len(terms), strict=False):
+            if term in h and pd.api.types.is_numeric_dtype(h[term]):
                 axes[0].plot(
                     h["iteration"],
                     h[term],

@@ -28,8 +28,26 @@ TABLE1: dict[str, dict[str, tuple[float, float | None]]] = {
 
 
 def paper_value(method: str, dataset: str, metric: str) -> float | None:
-    """The paper's ACC or NMI (percent) for our method/dataset names, or None if not reported."""
+    """The paper's ACC or NMI (percent) for our method/dataset names, or None if not reported.
+
+    A method outside Table 1 (DCN, DEPICT) is compared with its own paper's numbers, which
+    live in its registry entry (``MethodSpec.reference``); ``paper_source`` names the paper.
+    """
     acc_nmi = TABLE1.get(method, {}).get(dataset)
+    if acc_nmi is None and method not in TABLE1:
+        acc_nmi = _spec(method).reference.get(dataset) if _spec(method) else None
     if acc_nmi is None:
         return None
     return acc_nmi[0] if metric == "acc" else acc_nmi[1]
+
+
+def paper_source(method: str) -> str | None:
+    """Where a method's reference numbers come from, when that is not the DCEC paper's Table 1."""
+    spec = _spec(method)
+    return None if method in TABLE1 or spec is None else spec.reference_source
+
+
+def _spec(method: str):
+    from dcbench.methods import METHODS
+
+    return METHODS.get(method) if method in METHODS else None

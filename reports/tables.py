@@ -9,7 +9,7 @@ import pandas as pd
 from dcbench.datasets import DATASETS
 from dcbench.fileio import atomic_write_text
 from dcbench.methods import METHODS
-from dcbench.reports.paper import paper_value
+from dcbench.reports.paper import paper_source, paper_value
 from dcbench.store import ResultsStore
 
 NMI_COLUMN = {"geometric": "nmi_geometric", "arithmetic": "nmi_arithmetic"}
@@ -72,16 +72,21 @@ def table_rows(
     return header, rows, bold
 
 
-def caption(nmi: str, bold: bool = True) -> str:
+def caption(nmi: str, bold: bool = True, methods=()) -> str:
+    others = {m: paper_source(m) for m in methods if paper_source(m)}
     return (
         f"Clustering ACC and NMI ({nmi} normalization) in %, mean ± sample std over n seeds"
         + (" (best mean of ours in bold)" if bold else "")
-        + "; 'paper' is Table 1 of Guo et al. (2017), whose NMI used the geometric normalization."
+        + "; 'paper' is Table 1 of Guo et al. (2017)"
+        + "".join(f", for {m} {src}" for m, src in others.items())
+        + ("; all of them used" if others else ", whose NMI used")
+        + " the geometric normalization."
     )
 
 
 def markdown_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
     header, rows, bold = table_rows(summary, nmi)
+    methods = [row[0] for row in rows]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
@@ -89,7 +94,7 @@ def markdown_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
     for i, row in enumerate(rows):
         cells = [f"**{c}**" if (i, j) in bold else c for j, c in enumerate(row)]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\n{caption(nmi)}\n"
+    return "\n".join(lines) + f"\n\n{caption(nmi, methods=methods)}\n"
 
 
 def latex_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
@@ -103,7 +108,9 @@ def latex_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
     out = [
         r"\begin{table}[t]",
         r"\centering",
-        r"\caption{" + tex(caption(nmi)).replace("'paper'", "`paper'") + "}",
+        r"\caption{"
+        + tex(caption(nmi, methods=[r[0] for r in rows])).replace("'paper'", "`paper'")
+        + "}",
         r"\begin{tabular}{l" + "rrrrr" * len(datasets) + "}",
         r"\toprule",
         " & ".join([""] + [rf"\multicolumn{{5}}{{c}}{{{tex(d)}}}" for d in datasets]) + r" \\",
@@ -153,4 +160,8 @@ def comparison_markdown(results: pd.DataFrame, nmi: str = "geometric") -> str:
             seconds = ok[(ok["method"] == m) & (ok["dataset"] == d)]["seconds"].mean()
             cells.append(f"{seconds:.0f}")
             lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\n{caption(nmi, bold=False)} Δ = ours − paper, in points.\n"
+    shown = ordered(summary["method"], METHODS)
+    return (
+        "\n".join(lines)
+        + f"\n\n{caption(nmi, bold=False, methods=shown)} Δ = ours − paper, in points.\n"
+    )

@@ -10,6 +10,7 @@ from dcbench.methods import table1 as _table1  # noqa: F401
 
 # isort: split
 from dcbench.methods import dcn as _dcn  # noqa: F401  (beyond the paper)
+from dcbench.methods import depict as _depict  # noqa: F401
 from dcbench.methods.backbones import BACKBONES, BackboneSpec, register_backbone
 from dcbench.methods.deep import DeepClusterer
 from dcbench.methods.kmeans import PixelKMeans

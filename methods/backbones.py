@@ -2,7 +2,8 @@
 
 Every backbone takes images (N, C, H, W) and returns ``(z, reconstruction)`` with the
 reconstruction shaped like the input, so every loss works with every backbone. A backbone
-entry also holds its pretraining defaults (the one home of those hyperparameters).
+entry also holds its pretraining defaults (the one home of those hyperparameters). A backbone
+may define ``reconstruction_loss(x)``: pretraining then minimizes it instead of the MSE.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dcbench.registry import Registry
@@ -33,6 +35,16 @@ class BackboneSpec:
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
     return BACKBONES.register(spec.name, spec, description=spec.description)
+
+
+def reconstruction_loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What pretraining minimizes: the backbone's own ``reconstruction_loss(x)`` if it has one
+    (DEPICT's layer-wise denoising loss), else the MSE between ``x`` and its reconstruction."""
+    own = getattr(model, "reconstruction_loss", None)
+    if own is not None:
+        return own(x)
+    _, rec = model(x)
+    return F.mse_loss(rec.float(), x)
 
 
 def keras_init_(module: nn.Module) -> None:

@@ -17,11 +17,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from dcbench.methods.backbones import BACKBONES
+from dcbench.methods.backbones import BACKBONES, reconstruction_loss
 from dcbench.methods.losses import LOSSES
 from dcbench.methods.training import (
     as_image_tensor,
@@ -102,7 +101,8 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         return {k: getattr(self, k) for k in PRETRAIN_PARAMS}
 
     def pretrain(self, X, checkpoint: Checkpoint | None = None) -> dict[str, Any]:
-        """Pretrain the autoencoder on reconstruction MSE; returns a state usable by ``fit``.
+        """Pretrain the autoencoder on its reconstruction loss (MSE unless the backbone defines
+        its own); returns a state usable by ``fit``.
 
         With a ``checkpoint``, resumes from its last saved epoch and saves after every epoch.
         """
@@ -131,8 +131,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             for i in range(0, n, bs):
                 xb = x[order[i : i + bs]]
                 with autocast(device, self.precision):
-                    _, rec = model(xb)
-                loss = F.mse_loss(rec.float(), xb)
+                    loss = reconstruction_loss(model, xb)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sklearn.utils._param_validation import InvalidParameterError
+
 from dcbench.errors import UsageError
 from dcbench.registry import Registry
 
@@ -46,7 +48,18 @@ class MethodSpec:
                         f"method '{self.name}' has no parameter '{key}'; its parameters: {', '.join(allowed)}"
                     )
                 config[key] = value
+        self.check(config)
         return config
+
+    def check(self, config: dict[str, Any]) -> None:
+        """Type and range of every value, by the estimator's own ``_parameter_constraints``,
+        so a bad ``--set`` is refused when the run is planned, before any training."""
+        estimator = self.build(config)
+        if hasattr(estimator, "_parameter_constraints"):
+            try:
+                estimator._validate_params()
+            except InvalidParameterError as exc:
+                raise UsageError(f"method '{self.name}': {exc}") from None
 
     def build(self, config: dict[str, Any]):
         return self.estimator(**config)

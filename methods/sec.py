@@ -51,10 +51,12 @@ from scipy.sparse.linalg import LinearOperator, eigsh, lobpcg
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from dcbench.methods.graph import AFFINITIES, knn_graph, normalized_adjacency
 from dcbench.methods.registry import MethodSpec, register_method
+from dcbench.methods.validation import Names, validate_images
 
 EIGEN_SOLVERS = ("arpack", "lobpcg")
 _CHUNK = 8192  # rows per block when accumulating Xc^T Xc
@@ -147,27 +149,35 @@ def bottom_eigenvectors(
     return vals[order], vecs[:, order]
 
 
+_GRAPH_CONSTRAINTS = {
+    "n_clusters": [Interval(numbers.Integral, 2, None, closed="left")],
+    "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+    "affinity": [Names(AFFINITIES)],
+    "pca_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "normalize_rows": ["boolean"],
+    "eigen_solver": [Names(EIGEN_SOLVERS)],
+    "eigen_tol": [Interval(numbers.Real, 0, None, closed="neither")],
+    "n_init": [Interval(numbers.Integral, 1, None, closed="left")],
+    "random_state": ["random_state"],
+}
+
+
 class _GraphSpectral(ClusterMixin, BaseEstimator):
     """Shared parts of SEC and KNNSpectral: flatten, validate, k-NN graph, k-means."""
+
+    _parameter_constraints = _GRAPH_CONSTRAINTS
 
     def fit(self, X, y=None):
         return self.fit_embedding(X).cluster_embedding()
 
-    def _validate(self, n: int) -> None:
-        _check_int("n_clusters", self.n_clusters, 2)
-        if self.n_clusters >= n:
+    def _validate(self, X) -> np.ndarray:
+        """Parameters, then X (flattened; float32 stays float32, as before these checks)."""
+        self._validate_params()
+        X = _flatten(validate_images(self, X, reset=True, dtype=[np.float64, np.float32]))
+        n = X.shape[0]
+        if self.n_clusters >= n:  # the eigensolvers need n > number of eigenvectors
             raise ValueError(f"n_clusters={self.n_clusters} must be smaller than n_samples={n}")
-        _check_int("n_neighbors", self.n_neighbors, 1)
-        if self.affinity not in AFFINITIES:
-            raise ValueError(f"affinity must be one of {AFFINITIES}, got {self.affinity!r}")
-        if self.pca_components is not None:
-            _check_int("pca_components", self.pca_components, 1)
-        if self.eigen_solver not in EIGEN_SOLVERS:
-            raise ValueError(
-                f"eigen_solver must be one of {EIGEN_SOLVERS}, got {self.eigen_solver!r}"
-            )
-        _check_positive("eigen_tol", self.eigen_tol)
-        _check_int("n_init", self.n_init, 1)
+        return X
 
     def _graph(self, X: np.ndarray) -> sp.csr_matrix:
         start = time.perf_counter()
@@ -226,6 +236,12 @@ class SEC(TransformerMixin, _GraphSpectral):
     nearest k-means center (for new points; on the training points it approximates ``labels_``).
     """
 
+    _parameter_constraints = {
+        **_GRAPH_CONSTRAINTS,
+        "mu": [Interval(numbers.Real, 0, None, closed="left")],
+        "gamma": [Interval(numbers.Real, 0, None, closed="neither")],
+    }
+
     def __init__(
         self,
         n_clusters=10,
@@ -254,10 +270,7 @@ class SEC(TransformerMixin, _GraphSpectral):
 
     def fit_embedding(self, X, y=None):
         """Graph + eigenvectors + out-of-sample map, without the k-means step (sets embedding_)."""
-        X = _flatten(X)
-        self._validate(X.shape[0])
-        _check_nonnegative("mu", self.mu)
-        _check_positive("gamma", self.gamma)
+        X = self._validate(X)
         X64 = np.asarray(X, dtype=np.float64)
         S, _ = normalized_adjacency(self._graph(X))
         start = time.perf_counter()
@@ -274,7 +287,8 @@ class SEC(TransformerMixin, _GraphSpectral):
 
     def transform(self, X):
         check_is_fitted(self, "coef_")
-        return _flatten(X) @ self.coef_ + self.intercept_
+        X = _flatten(validate_images(self, X, reset=False, dtype=[np.float64, np.float32]))
+        return X @ self.coef_ + self.intercept_
 
     def predict(self, X):
         check_is_fitted(self, "kmeans_")
@@ -314,8 +328,7 @@ class KNNSpectral(_GraphSpectral):
 
     def fit_embedding(self, X, y=None):
         """Graph + eigenvectors, without the k-means step (sets embedding_)."""
-        X = _flatten(X)
-        self._validate(X.shape[0])
+        X = self._validate(X)
         S, _ = normalized_adjacency(self._graph(X))
         start = time.perf_counter()
         L = (sp.identity(S.shape[0], format="csr") - S).tocsr()
@@ -326,21 +339,13 @@ class KNNSpectral(_GraphSpectral):
         return self
 
 
-def _flatten(X) -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim < 2:
-        raise ValueError(f"expected a batch of samples, got an array of shape {X.shape}")
+def _flatten(X: np.ndarray) -> np.ndarray:
     return X.reshape(X.shape[0], -1) if X.ndim > 2 else X
 
 
 def _unit_rows(F: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(F, axis=1, keepdims=True)
     return F / np.maximum(norms, np.finfo(F.dtype).tiny)
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_positive(name: str, value) -> None:

@@ -45,6 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument(
+        "--executor",
+        default="local",
+        help="where runs execute: local (default: this machine) or ray (a Ray cluster; "
+        "pip install 'dcbench[ray]')",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="local worker processes, dividing the cores between them (default 1: in-process)",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="join this Ray cluster (e.g. ray://head:10001 or auto); default: start a local one",
+    )
+    p.add_argument(
+        "--ray-shared-dir",
+        help="a folder every Ray worker can write, for pretraining checkpoints (optional)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -101,11 +121,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_suite(args: argparse.Namespace) -> int:
     from dcbench import runinfo
+    from dcbench.backends import EXECUTORS
     from dcbench.datasets import DATASETS, load_dataset
-    from dcbench.executor import execute, pending_runs
+    from dcbench.executor import pending_runs
     from dcbench.methods import METHODS, combination
     from dcbench.plan import make_plan
-    from dcbench.reports import build_report
     from dcbench.store import ResultsStore
 
     for item in args.methods.split(","):
@@ -119,22 +139,52 @@ def run_suite(args: argparse.Namespace) -> int:
     nmi = parse_choice(args.nmi, "--nmi", ["geometric", "arithmetic"])
     device = runinfo.resolve_device(args.device)
     data_dir = check_readable_dir(args.data_dir) if args.data_dir else None
-    out = check_writable_dir(args.out)
     overrides = parse_overrides(args.overrides, methods)
-    tsne = parse_names(args.tsne, METHODS, "method", {}) if args.tsne else None
+    tsne = parse_tsne(args.tsne) if args.tsne else None
     if not 10 <= args.tsne_samples <= 100_000:
         raise UsageError(f"--tsne-samples {args.tsne_samples}: must be between 10 and 100000")
 
-    data = {name: load_dataset(name, data_dir) for name in datasets}
-    plan = make_plan(methods, datasets, seeds, overrides, {n: d.n_classes for n, d in data.items()})
+    executor = parse_choice(args.executor, "--executor", list(EXECUTORS))
+    if not 1 <= args.jobs <= 256:
+        raise UsageError(f"--jobs {args.jobs}: must be between 1 and 256")
+    if args.jobs > 1 and executor == "ray":
+        raise UsageError("--jobs is for --executor local; Ray sizes itself from the cluster")
+    if (args.ray_address or args.ray_shared_dir) and executor != "ray":
+        raise UsageError("--ray-address and --ray-shared-dir need --executor ray")
+
+    out = check_writable_dir(args.out)  # created last: a bad flag leaves nothing behind
     store = ResultsStore(out)
-    todo = pending_runs(plan, store, force=args.force)
-    print(
-        f"{len(plan)} runs planned ({len(methods)} methods x {len(datasets)} datasets x {len(seeds)} seeds), "
-        f"{len(plan) - len(todo)} already done, {len(todo)} to run on {runinfo.device_name(device)}",
-        file=sys.stderr,
+    with store.exclusive():  # a second run_all on the same --out stops with a clear error
+        data = {name: load_dataset(name, data_dir) for name in datasets}
+        classes = {n: d.n_classes for n, d in data.items()}
+        plan = make_plan(methods, datasets, seeds, overrides, classes)
+        todo = pending_runs(plan, store, force=args.force)
+        where = runinfo.device_name(device) + {"ray": " (Ray)", "local": ""}[executor]
+        if args.jobs > 1:
+            where += f" ({args.jobs} worker processes)"
+        print(
+            f"{len(plan)} runs planned ({len(methods)} methods x {len(datasets)} datasets x "
+            f"{len(seeds)} seeds), {len(plan) - len(todo)} already done, {len(todo)} to run on {where}",
+            file=sys.stderr,
+        )
+        return finish_suite(args, store, data, todo, executor, device, nmi, tsne, data_dir)
+
+
+def finish_suite(args, store, data, todo, executor, device, nmi, tsne, data_dir) -> int:
+    """Run what is left, then write the report."""
+    from dcbench.backends import make_backend
+    from dcbench.executor import execute
+    from dcbench.reports import build_report
+
+    out = store.out_dir
+    backend = None
+    if todo:
+        backend = make_backend(
+            executor, data, device, args.jobs, args.ray_address, args.ray_shared_dir
+        )
+    records = execute(
+        todo, data, store, device=device, progress=not args.no_progress, backend=backend
     )
-    records = execute(todo, data, store, device=device, progress=not args.no_progress)
     failed = [r for r in records if r["status"] != "ok"]
 
     report = out / "report.md"
@@ -169,7 +219,6 @@ def reports_main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-figures", action="store_true", help="tables only")
     args = p.parse_args(argv)
     try:
-        from dcbench.methods import METHODS, combination
         from dcbench.reports import build_report
 
         out = check_readable_dir(args.out)
@@ -178,10 +227,7 @@ def reports_main(argv: list[str] | None = None) -> int:
                 f"{out} holds no records/ folder; pass the --out directory of run_all.py"
             )
         nmi = parse_choice(args.nmi, "--nmi", ["geometric", "arithmetic"])
-        for item in (args.tsne or "").split(","):
-            if ":" in item:
-                combination(item.strip())
-        tsne = parse_names(args.tsne, METHODS, "method", {}) if args.tsne else None
+        tsne = parse_tsne(args.tsne) if args.tsne else None
         data_dir = check_readable_dir(args.data_dir) if args.data_dir else None
         report = build_report(
             out, nmi=nmi, tsne_methods=tsne, data_dir=data_dir, figures=not args.no_figures
@@ -272,7 +318,7 @@ def parse_overrides(items: list[str], methods: list[str]) -> dict[str, dict[str,
                 raise UsageError(
                     f"--set '{item}': method '{method}' is not among the chosen methods ({', '.join(methods)})"
                 )
-            METHODS.get(method).resolve("", {param: value})  # validates the name
+            check_override(item, method, param, value)
             overrides.setdefault(method, {})[param] = value
         else:
             having = [m for m in methods if param in METHODS.get(m).allowed_params()]
@@ -282,8 +328,37 @@ def parse_overrides(items: list[str], methods: list[str]) -> dict[str, dict[str,
                     f"--set '{item}': no chosen method has a parameter '{param}'; parameters: {', '.join(allowed)}"
                 )
             for m in having:
+                check_override(item, m, param, value)
                 overrides.setdefault(m, {})[param] = value
     return overrides
+
+
+def check_override(item: str, method: str, param: str, value: Any) -> None:
+    """The name, type and range of one ``--set`` value, by the method's own parameter checks,
+    so that ``--set lr=-1`` stops here rather than after loading data or training."""
+    from dcbench.methods import METHODS
+
+    try:
+        METHODS.get(method).resolve("", {param: value})
+    except UsageError as exc:
+        raise UsageError(f"--set '{item}': {exc}") from None
+
+
+def parse_tsne(text: str) -> list[str]:
+    """``--tsne`` names: deep methods only (the others have no embedding to show)."""
+    from dcbench.methods import METHODS, combination
+
+    for item in text.split(","):
+        if ":" in item:  # BACKBONE:LOSS, an ad-hoc method
+            combination(item.strip())
+    names = parse_names(text, METHODS, "method", {})
+    deep = [m for m in METHODS if "backbone" in METHODS.get(m).allowed_params()]
+    shallow = [m for m in names if m not in deep]
+    if shallow:
+        raise UsageError(
+            f"--tsne {','.join(shallow)}: no embedding to show; choose deep methods: {', '.join(deep)}"
+        )
+    return names
 
 
 def parse_value(raw: str) -> Any:

@@ -7,3 +7,7 @@ class UsageError(ValueError):
 
 class DataError(RuntimeError):
     """A data file is missing, unreadable or fails its checksum."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite: the run stops and is recorded as failed with this reason."""

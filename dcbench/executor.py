@@ -1,24 +1,27 @@
-"""The in-process executor: load each dataset once, fit each run, store one record per run."""
+"""The driver: plan -> units of work -> a backend runs them -> the driver stores each result.
+
+Only the driver writes the output folder (records, fitted models, pretrained cache), so
+workers on other machines need no shared disk. Every file is written atomically as its unit
+finishes: an interruption keeps everything finished so far.
+"""
 
 from __future__ import annotations
 
-import time
-import traceback
+from collections import deque
 from collections.abc import Iterable
-from datetime import datetime, timezone
-from pathlib import Path
+from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from dcbench import runinfo
+from dcbench.backends import InProcess
 from dcbench.datasets import ImageDataset
 from dcbench.errors import UsageError
-from dcbench.methods import METHODS
-from dcbench.metrics import evaluate
+from dcbench.fileio import save_torch
 from dcbench.plan import Run
-from dcbench.pretrain_cache import PretrainCache, save_atomically
+from dcbench.pretrain_cache import PretrainCache
 from dcbench.store import ResultsStore
+from dcbench.work import Unit, UnitResult, failed_records, make_units, model_path
 
 
 def pending_runs(plan: Iterable[Run], store: ResultsStore, *, force: bool = False) -> list[Run]:
@@ -48,93 +51,64 @@ def execute(
     *,
     device: str = "cpu",
     progress: bool = True,
+    backend=None,
 ) -> list[dict[str, Any]]:
-    """Fit every run in order, writing each record as it finishes. A failing run is recorded
-    as failed and the others go on; Ctrl-C stops at once, keeping every record written so far."""
-    records = []
+    """Fit every run, storing each record as its unit finishes. A failing run (or a dead
+    worker) is recorded as failed and the others go on."""
+    units = make_units(runs, {name: d.n_samples for name, d in data.items()})
     cache = PretrainCache(store.out_dir / "pretrained")
+    backend = backend or InProcess(data, device)
+    records: list[dict[str, Any]] = []
+    queue: deque[Unit] = deque(units)
+    in_flight: dict = {}
     with tqdm(total=len(runs), disable=not progress, unit="run", dynamic_ncols=True) as bar:
-        for run in runs:
-            bar.set_description(run.label)
-            model_file = (
-                store.out_dir
-                / "models"
-                / (store.record_path(run.method, run.dataset, run.seed).stem + ".pt")
-            )
-            record = fit_one(run, data[run.dataset], device, cache, model_file)
-            store.put(record)
-            records.append(record)
-            bar.update()
-            if record["status"] == "ok":
-                bar.set_postfix(acc=f"{record['metrics']['acc']:.3f}")
-            else:
-                tqdm.write(f"FAILED {run.label}: {record['error']}")
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < backend.slots:
+                    unit = queue.popleft()
+                    bar.set_description(unit.runs[0].label)
+                    in_flight[backend.submit(unit, cache)] = unit
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    unit = in_flight.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # the worker died or could not be reached
+                        reason = f"worker failed: {type(exc).__name__}: {exc}".splitlines()[0]
+                        result = failed_records(unit, reason)
+                        backend.recover()
+                    for record in store_unit(result, unit, store, cache):
+                        records.append(record)
+                        _report(bar, record)
+        finally:
+            backend.close()
     return records
 
 
-def fit_one(
-    run: Run,
-    data: ImageDataset,
-    device: str,
-    cache: PretrainCache | None = None,
-    model_file: Path | None = None,
-) -> dict[str, Any]:
-    spec = METHODS.get(run.method)
-    record: dict[str, Any] = {
-        "method": run.method,
-        "dataset": run.dataset,
-        "seed": run.seed,
-        "config": run.config,
-        "device": runinfo.device_name(device),
-        "machine": runinfo.machine(),
-        "versions": runinfo.versions(),
-        "git_commit": runinfo.git_commit(),
-        "n_samples": data.n_samples,
-        "started_at": _now(),
-    }
-    start = time.perf_counter()
-    try:
-        config = dict(run.config)
-        if "device" in config:
-            config["device"] = device
-        estimator = spec.build(config)
-        if hasattr(estimator, "pretrain_config") and cache is not None:
-            # pretraining is shared by the methods on the same backbone: timed and recorded apart
-            pretrained, facts = cache.get_or_pretrain(estimator, data.x, run.dataset, run.seed)
-            record.update(facts, pretrain_seconds=pretrained.get("seconds"))
-            start = time.perf_counter()
-            estimator.fit(data.x, data.y, pretrained=pretrained)
-        else:
-            estimator.fit(data.x, data.y)
-        record.update(status="ok", metrics=evaluate(data.y, estimator.labels_))
-        if hasattr(estimator, "history_"):
-            record["history"] = estimator.history_
-        if model_file is not None:  # for reports (t-SNE, predictions) without retraining
-            save_fitted(estimator, model_file)
-            record["model_file"] = str(model_file)
-    except Exception as exc:
-        record.update(
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}".splitlines()[0],
-            traceback=traceback.format_exc(),
+def store_unit(
+    result: UnitResult, unit: Unit, store: ResultsStore, cache: PretrainCache
+) -> list[dict[str, Any]]:
+    """Write a unit's pretrained state, fitted models and records (records last: a record
+    on disk means everything it points to is there)."""
+    if unit.pretrain_key and result.pretrained is not None:
+        cache.save(unit.pretrain_key, result.pretrained)
+        cache.discard_checkpoint(unit.pretrain_key)  # only now: the state is safe on disk
+    for record, fitted in zip(result.records, result.fitted, strict=True):
+        path = store.record_path(record["method"], record["dataset"], record["seed"])
+        if unit.pretrain_key and "pretrain_reused" in record:
+            record["pretrain_file"] = str(cache.path(unit.pretrain_key))
+        if fitted is not None:
+            save_torch(fitted, model_path(store.out_dir, path))
+            record["model_file"] = str(model_path(store.out_dir, path))
+        store.put(record)
+    return result.records
+
+
+def _report(bar, record: dict[str, Any]) -> None:
+    bar.update()
+    if record["status"] == "ok":
+        bar.set_postfix(acc=f"{record['metrics']['acc']:.3f}")
+    else:
+        tqdm.write(
+            f"FAILED {record['method']} / {record['dataset']} / seed {record['seed']}: {record['error']}"
         )
-    record["seconds"] = time.perf_counter() - start
-    record["finished_at"] = _now()
-    return record
-
-
-def save_fitted(estimator, path: Path) -> None:
-    """Labels and centers of any estimator, plus the autoencoder's weights for deep ones."""
-    fitted = {
-        "labels": estimator.labels_,
-        "cluster_centers": getattr(estimator, "cluster_centers_", None),
-    }
-    if hasattr(estimator, "autoencoder_"):
-        fitted["model"] = {
-            k: v.detach().cpu() for k, v in estimator.autoencoder_.state_dict().items()
-        }
-    save_atomically(fitted, path)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
@@ -27,3 +29,48 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+# -- checksummed files: a corrupt or truncated file is detected, never silently used ---------
+
+_MAGIC = b"DCBENCH1"
+
+
+def write_checked(path: str | os.PathLike, payload: bytes) -> None:
+    """Write ``payload`` atomically behind a header holding its SHA-256."""
+    digest = hashlib.sha256(payload).digest()
+    atomic_write(path, lambda f: f.write(_MAGIC + digest + payload))
+
+
+def read_checked(path: str | os.PathLike) -> bytes | None:
+    """The payload written by ``write_checked``; None if missing, truncated or corrupt."""
+    try:
+        blob = Path(path).read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC) + 32
+    if (
+        blob[: len(_MAGIC)] != _MAGIC
+        or hashlib.sha256(blob[head:]).digest() != blob[len(_MAGIC) : head]
+    ):
+        return None
+    return blob[head:]
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` with a checksum, written atomically."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_checked(path, buffer.getvalue())
+
+
+def load_torch(path: str | os.PathLike) -> Any:
+    """What ``save_torch`` wrote, on the CPU; None if the file is missing or fails its checksum."""
+    import torch
+
+    payload = read_checked(path)
+    if payload is None:
+        return None
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)

@@ -2,7 +2,8 @@
 
 Every method that shares a backbone reuses the same pretrained weights, in the same run or a
 later one. Pretraining checkpoints after every epoch, so an interruption loses at most the
-epoch in progress. Files are written atomically; an unreadable file is recomputed, never used.
+epoch in progress. Files carry a checksum and are written atomically: a corrupt or truncated
+file is recomputed, never used.
 """
 
 from __future__ import annotations
@@ -14,62 +15,52 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from dcbench.fileio import atomic_write
+from dcbench.fileio import load_torch, save_torch
 
 
-def save_atomically(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def load_or_none(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        return None
-    except Exception:  # truncated or corrupt: recompute rather than use it
-        return None
+def pretrain_key(dataset: str, n_samples: int, seed: int, config: dict[str, Any]) -> str:
+    """File stem naming one pretrained autoencoder: backbone, dataset, seed and a config digest."""
+    text = json.dumps({"dataset": dataset, "n": n_samples, "seed": seed, **config}, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return f"{config['backbone']}__{dataset}__seed{seed}__{digest}"
 
 
 class FileCheckpoint:
+    """Pretraining progress after each epoch (``DeepClusterer.pretrain``'s checkpoint)."""
+
     def __init__(self, path: Path):
-        self.path = path
+        self.path = Path(path)
 
     def load(self) -> dict[str, Any] | None:
-        return load_or_none(self.path)
+        return load_torch(self.path)
 
     def save(self, state: dict[str, Any]) -> None:
-        save_atomically(state, self.path)
+        save_torch(state, self.path)
 
 
 class PretrainCache:
+    """The folder of finished pretrained states (``KEY.pt``) and checkpoints (``KEY.ckpt``)."""
+
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
-        self._memory: dict[Path, dict[str, Any]] = {}
 
-    def path_for(self, dataset: str, n_samples: int, config: dict[str, Any], seed: int) -> Path:
-        key = json.dumps(
-            {"dataset": dataset, "n": n_samples, "seed": seed, **config}, sort_keys=True
-        )
-        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-        return self.directory / f"{config['backbone']}__{dataset}__seed{seed}__{digest}.pt"
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.pt"
 
-    def get_or_pretrain(
-        self, estimator, x, dataset: str, seed: int
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The pretrained state for this estimator's pretraining config, and facts for the record."""
-        path = self.path_for(dataset, x.shape[0], estimator.pretrain_config(), seed)
-        if path in self._memory:
-            return self._memory[path], {"pretrain_reused": True, "pretrain_file": str(path)}
-        state = load_or_none(path)
-        reused = state is not None
-        if not reused:
-            started = time.perf_counter()
-            checkpoint = FileCheckpoint(path.with_suffix(".ckpt"))
-            state = estimator.pretrain(x, checkpoint=checkpoint)
-            state["seconds"] = time.perf_counter() - started
-            save_atomically(state, path)
-            checkpoint.path.unlink(missing_ok=True)
-        self._memory = {path: state}  # keep one: runs are ordered so that sharers sit together
-        return state, {"pretrain_reused": reused, "pretrain_file": str(path)}
+    def load(self, key: str) -> dict[str, Any] | None:
+        return load_torch(self.path(key))
+
+    def save(self, key: str, state: dict[str, Any]) -> Path:
+        save_torch(state, self.path(key))
+        return self.path(key)
+
+    def pretrain(self, estimator, x, key: str) -> dict[str, Any]:
+        """Pretrain (resuming from ``KEY.ckpt`` if an earlier attempt was interrupted)."""
+        started = time.perf_counter()
+        checkpoint = FileCheckpoint(self.directory / f"{key}.ckpt")
+        state = estimator.pretrain(x, checkpoint=checkpoint)
+        state["seconds"] = time.perf_counter() - started
+        return state
+
+    def discard_checkpoint(self, key: str) -> None:
+        (self.directory / f"{key}.ckpt").unlink(missing_ok=True)

@@ -1,20 +1,25 @@
 """The results store: one JSON record per (method, dataset, seed) run, plus a derived results.csv.
 
 Records are written atomically (temp file in the same folder, then ``os.replace``), so a crash
-or Ctrl-C never leaves a half-written record; results.csv is rebuilt from the records after
-every write, so it is always up to date.
+or Ctrl-C never leaves a half-written record, and each carries the SHA-256 of its content: a
+record that fails it (edited, truncated, bit rot) is reported and redone, never used.
+results.csv is rebuilt from the records after every write, so it is always up to date.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
+from dcbench.errors import UsageError
 from dcbench.fileio import atomic_write_text
 
 CSV_COLUMNS = [
@@ -31,6 +36,24 @@ class ResultsStore:
         self.csv_path = self.out_dir / "results.csv"
         self._lock = FileLock(str(self.out_dir / ".store.lock"))
 
+    @contextlib.contextmanager
+    def exclusive(self):
+        """Hold the folder for one run_all process; a second one gets a one-line error. The
+        lock dies with its process, so a killed run never leaves the folder locked."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.out_dir / ".run.lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise UsageError(
+                f"{self.out_dir} is in use by another run_all process; wait for it to finish "
+                "or pass another --out"
+            ) from None
+        try:
+            yield self
+        finally:
+            lock.release()
+
     def record_path(self, method: str, dataset: str, seed: int) -> Path:
         return self.records_dir / f"{method.replace(':', '+')}__{dataset}__seed{seed}.json"
 
@@ -41,7 +64,7 @@ class ResultsStore:
         path = self.record_path(record["method"], record["dataset"], record["seed"])
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=_jsonable))
+            atomic_write_text(path, dumps_with_checksum(record))
             self._write_csv()
         return path
 
@@ -65,13 +88,33 @@ class ResultsStore:
         atomic_write_text(self.csv_path, self.dataframe().to_csv(index=False))
 
 
+def dumps_with_checksum(record: dict[str, Any]) -> str:
+    """The record as JSON with a ``checksum`` field: SHA-256 of its canonical JSON form."""
+    body = json.loads(json.dumps(record, sort_keys=True, default=_jsonable))
+    body.pop("checksum", None)
+    return json.dumps({**body, "checksum": _digest(body)}, indent=1, sort_keys=True)
+
+
+def _digest(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def _read_record(path: Path) -> dict[str, Any] | None:
+    """The record at ``path``; None if missing, or if unreadable or failing its checksum
+    (then it is treated as not done, so it is recomputed)."""
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
+        checksum = record.pop("checksum")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
-        return None  # unreadable or corrupt: treated as not done, so it is recomputed
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        checksum, record = None, None
+    if record is None or checksum != _digest(record):
+        warnings.warn(
+            f"{path}: corrupt record (checksum mismatch); it will be redone", stacklevel=3
+        )
+        return None
+    return record
 
 
 def _jsonable(value: Any):

@@ -13,23 +13,29 @@ clustering phase. ``y`` is never used for training: if given, it only adds ACC/N
 from __future__ import annotations
 
 import time
+from numbers import Integral, Real
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from dcbench.methods.backbones import BACKBONES, reconstruction_loss
 from dcbench.methods.losses import LOSSES
 from dcbench.methods.training import (
+    OPTIMIZERS,
+    PRECISIONS,
     as_image_tensor,
     autocast,
+    check_finite,
     embed,
     make_optimizer,
     resolve_device,
     seed_everything,
 )
+from dcbench.methods.validation import DeviceNames, Names, check_images, validate_images
 
 PRETRAIN_PARAMS = (
     "backbone", "embedding_dim", "pretrain_epochs", "pretrain_optimizer",
@@ -45,7 +51,37 @@ class Checkpoint(Protocol):
     def save(self, state: dict[str, Any]) -> None: ...
 
 
+def _at_least(low, kind=Integral, closed="left"):
+    return [Interval(kind, low, None, closed=closed)]
+
+
 class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
+    # checked at the start of fit and pretrain, and when a run is planned (methods registry)
+    _parameter_constraints = {
+        "backbone": [Names(BACKBONES)],
+        "loss": [Names(LOSSES)],
+        "n_clusters": _at_least(2),
+        "embedding_dim": _at_least(1),
+        "pretrain_epochs": _at_least(0),  # 0: the randomly initialized autoencoder
+        "pretrain_optimizer": [Names(OPTIMIZERS)],
+        "pretrain_lr": _at_least(0, Real, "neither"),
+        "pretrain_momentum": [Interval(Real, 0, 1, closed="left")],
+        "pretrain_batch_size": _at_least(1),
+        "optimizer": [Names(OPTIMIZERS)],
+        "lr": _at_least(0, Real, "neither"),
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "batch_size": _at_least(1),
+        "gamma": _at_least(0, Real),
+        "alpha": _at_least(0, Real, "neither"),
+        "update_interval": _at_least(1),
+        "tol": [Interval(Real, 0, 1, closed="both")],
+        "maxiter": _at_least(1),
+        "kmeans_n_init": _at_least(1),
+        "precision": [Names(PRECISIONS)],
+        "device": [DeviceNames(), torch.device],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         backbone="cae",
@@ -106,6 +142,8 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
 
         With a ``checkpoint``, resumes from its last saved epoch and saves after every epoch.
         """
+        self._validate_params()
+        X = check_images(X)
         device = resolve_device(self.device)
         x = as_image_tensor(X, device)
         generator = seed_everything(self._seed)
@@ -136,12 +174,10 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
                 loss.backward()
                 optimizer.step()
                 total += loss.detach() * xb.shape[0]
+            mean_loss = (total / n).item()  # one host sync per epoch
+            check_finite({"rec": mean_loss}, f"pretraining epoch {epoch + 1}", "pretrain_lr")
             history.append(
-                {
-                    "epoch": epoch + 1,
-                    "rec": (total / n).item(),
-                    "seconds": time.perf_counter() - started,
-                }
+                {"epoch": epoch + 1, "rec": mean_loss, "seconds": time.perf_counter() - started}
             )
             if checkpoint:
                 checkpoint.save(
@@ -160,11 +196,14 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
 
         ``y`` is used only to log ACC/NMI in ``history_``, never for training.
         """
+        self._validate_params()
+        X = validate_images(self, X, reset=True)
         phase_cls = LOSSES.get(self.loss)
         device = resolve_device(self.device)
         x = as_image_tensor(X, device, self.n_clusters)
         if y is not None:
-            y = np.asarray(y)
+            y = column_or_1d(y)
+            check_consistent_length(X, y)
         pretrained = pretrained or self.pretrain(X)
         seed_everything(self._seed)
         model = self._build(x.shape[1:]).to(device)
@@ -181,11 +220,14 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         """Embeddings of new data, (N, embedding_dim)."""
         check_is_fitted(self, "autoencoder_")
         device = next(self.autoencoder_.parameters()).device
-        return (
-            embed(self.autoencoder_, as_image_tensor(X, device), precision=self.precision)
-            .cpu()
-            .numpy()
-        )
+        x = as_image_tensor(validate_images(self, X, reset=False), device)
+        fitted = getattr(self.autoencoder_, "input_shape", None)
+        if fitted is not None and tuple(x.shape[1:]) != tuple(fitted):  # same pixels, other shape
+            raise ValueError(
+                f"X has samples of shape {tuple(x.shape[1:])} (as (C, H, W)), but "
+                f"{type(self).__name__} was fitted on samples of shape {tuple(fitted)}"
+            )
+        return embed(self.autoencoder_, x, precision=self.precision).cpu().numpy()
 
     def predict(self, X) -> np.ndarray:
         check_is_fitted(self, "autoencoder_")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from torch import nn
 
-from dcbench.methods.training import autocast, embed, make_optimizer
+from dcbench.methods.training import autocast, check_finite, embed, make_optimizer
 from dcbench.metrics import acc, nmi_geometric
 from dcbench.registry import Registry
 
@@ -145,6 +145,7 @@ class StudentTClustering:
                 labels_last = labels
                 entry = {"iteration": ite, "delta_label": delta}
                 entry.update({k: (v / max(steps_since, 1)).item() for k, v in sums.items()})
+                check_finite(entry, f"clustering iteration {ite}", "lr")
                 entry.update(_scores(y, labels.cpu().numpy()))
                 history.append(entry)
                 sums, steps_since = {}, 0

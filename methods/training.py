@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from dcbench.errors import UsageError
+from dcbench.errors import TrainingDiverged, UsageError
 from dcbench.methods.validation import check_images
 
 OPTIMIZERS = ("adam", "sgd")
@@ -76,3 +77,11 @@ def as_image_tensor(X, device: torch.device, n_clusters: int | None = None) -> t
     elif X.ndim == 3:
         X = X[:, None]
     return torch.from_numpy(np.ascontiguousarray(X)).to(device)
+
+
+def check_finite(losses: dict[str, float], where: str, hint: str) -> None:
+    """Stop a diverged run with its reason (it is recorded as failed; the others go on)."""
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    if bad:
+        terms = ", ".join(f"{k}={v}" for k, v in bad.items())
+        raise TrainingDiverged(f"loss diverged at {where} ({terms}); try a smaller {hint}")

@@ -18,6 +18,7 @@ import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
 from dcbench.datasets import DATASETS  # noqa: E402
+from dcbench.fileio import load_torch  # noqa: E402
 from dcbench.methods import METHODS  # noqa: E402
 from dcbench.metrics import cluster_to_class_map  # noqa: E402
 from dcbench.reports.tables import ordered  # noqa: E402
@@ -48,11 +49,8 @@ def fitted_embedding(record: dict, x: np.ndarray) -> np.ndarray | None:
     from dcbench.methods.deep import DeepClusterer
     from dcbench.methods.training import embed
 
-    path = record.get("model_file")
-    if not path or not Path(path).is_file():
-        return None
-    fitted = torch.load(path, map_location="cpu", weights_only=False)
-    if "model" not in fitted:
+    fitted = load_torch(record["model_file"]) if record.get("model_file") else None
+    if fitted is None or "model" not in fitted:
         return None
     est = DeepClusterer(**{**record["config"], "device": "cpu"})
     model = est._build(x.shape[1:])
@@ -77,7 +75,7 @@ def tsne_figure(
         z = fitted_embedding(record, data.x[idx])
         if z is None:
             continue
-        labels = torch.load(record["model_file"], weights_only=False)["labels"]
+        labels = load_torch(record["model_file"])["labels"]
         mapping = cluster_to_class_map(data.y, labels)
         predicted = np.array([mapping[int(c)] for c in labels[idx]])
         xy = np.asarray(TSNE(random_state=seed, n_jobs=1, verbose=False).fit(z.astype(np.float64)))

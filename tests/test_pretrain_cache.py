@@ -7,6 +7,7 @@ from conftest import blobs
 
 from dcbench.datasets import ImageDataset
 from dcbench.executor import execute
+from dcbench.fileio import load_torch
 from dcbench.methods import METHODS, DeepClusterer
 from dcbench.plan import make_plan
 from dcbench.store import ResultsStore
@@ -106,7 +107,5 @@ def test_record_keeps_history_and_the_fitted_model(tmp_path, tiny_data):
     assert (
         clustering[0]["iteration"] == 0 and "kl" not in clustering[0]
     )  # no steps before the first update
-    import torch
-
-    fitted = torch.load(record["model_file"], weights_only=False)
+    fitted = load_torch(record["model_file"])
     assert fitted["labels"].shape == (60,) and "encoder.0.weight" in fitted["model"]

@@ -37,7 +37,10 @@ def test_a_corrupt_record_counts_as_not_done(tmp_path):
     store = ResultsStore(tmp_path)
     path = store.put(_record("kmeans", "usps", 0, 0.6))
     path.write_text('{"method": "kmea')
-    assert store.get("kmeans", "usps", 0) is None and store.records() == []
+    with pytest.warns(UserWarning, match="corrupt record"):
+        assert store.get("kmeans", "usps", 0) is None
+    with pytest.warns(UserWarning, match="corrupt record"):
+        assert store.records() == []
 
 
 def test_summary_mean_and_sample_std_in_percent_and_failed_runs_excluded(tmp_path):

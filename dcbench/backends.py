@@ -1,0 +1,172 @@
+"""Where units of work run: this process, local worker processes, or a Ray cluster.
+
+Every backend has the same small interface: ``slots`` (units in flight at once),
+``submit(unit, cache) -> Future[UnitResult]``, ``recover()`` after a worker died, and
+``close()``. The driver (``dcbench.executor``) does the rest, so a new backend is one class.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+import torch
+
+from dcbench.datasets import ImageDataset
+from dcbench.errors import UsageError
+from dcbench.pretrain_cache import PretrainCache
+from dcbench.work import Unit, UnitResult, run_unit
+
+EXECUTORS = ("local", "ray")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class _Backend:
+    slots = 1
+
+    def recover(self) -> None:
+        """Called after a worker died; the default has nothing to repair."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class InProcess(_Backend):
+    """Runs each unit here, in order (the default): pretraining checkpoints go straight to the
+    output folder's cache, and Ctrl-C stops at once."""
+
+    def __init__(self, data: dict[str, ImageDataset], device: str):
+        self.data, self.device = data, str(device)
+
+    def submit(self, unit: Unit, cache: PretrainCache) -> Future:
+        future: Future = Future()
+        future.set_result(run_unit(unit, self.data[unit.dataset], self.device, cache.directory))
+        return future
+
+
+# -- local processes -------------------------------------------------------------------------
+
+_WORKER_DATA: dict[str, ImageDataset] = {}
+
+
+def _init_worker(data: dict[str, ImageDataset], threads: int) -> None:
+    _WORKER_DATA.update(data)  # sent once per worker, not once per unit
+    torch.set_num_threads(threads)
+
+
+def _run_in_worker(unit: Unit, device: str, checkpoint_dir: str) -> UnitResult:
+    return run_unit(unit, _WORKER_DATA[unit.dataset], device, checkpoint_dir)
+
+
+class LocalProcesses(_Backend):
+    """``--jobs N`` worker processes dividing the cores between them (on 2 cores, two
+    single-thread workers beat one two-thread process). They share the machine's disk, so
+    pretraining checkpoints go straight to the output folder's cache."""
+
+    def __init__(self, data: dict[str, ImageDataset], device: str, jobs: int):
+        self.data, self.device, self.slots = data, str(device), jobs
+        self.threads = max(1, available_cores() // jobs)
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.slots,
+            mp_context=multiprocessing.get_context("spawn"),  # torch is not fork-safe
+            initializer=_init_worker,
+            initargs=(self.data, self.threads),
+        )
+
+    def submit(self, unit: Unit, cache: PretrainCache) -> Future:
+        return self._pool.submit(_run_in_worker, unit, self.device, str(cache.directory))
+
+    def recover(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._start()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- Ray ----------------------------------------------------------------------------------------
+
+
+def _run_on_ray(unit, data, device, checkpoint_dir, pretrained, threads) -> UnitResult:
+    return run_unit(unit, data, device, checkpoint_dir, pretrained=pretrained, threads=threads)
+
+
+class RayExecutor(_Backend):
+    """Units as Ray tasks (one CPU each, plus one GPU for CUDA runs), on a cluster joined at
+    ``address`` or started here. The datasets go to the object store once; a cached
+    pretrained state travels with its unit and a new one comes back with the result, so
+    workers need no shared disk. ``shared_dir`` (optional) is a folder every worker can
+    write, for pretraining checkpoints that survive a lost worker."""
+
+    def __init__(
+        self,
+        data: dict[str, ImageDataset],
+        device: str,
+        address: str | None = None,
+        shared_dir: str | None = None,
+        max_retries: int = 2,
+    ):
+        try:
+            import ray
+        except ImportError:
+            raise UsageError(
+                "--executor ray needs Ray: pip install 'dcbench[ray]' (or pip install ray)"
+            ) from None
+        self._ray = ray
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        self.device, self.shared_dir = str(device), shared_dir
+        gpus = 1 if torch.device(device).type == "cuda" else 0
+        self.slots = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1)))
+        self._refs = {name: ray.put(ds) for name, ds in data.items()}
+        # a crashed worker process is retried; an exception inside a run is already recorded
+        self._task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=max_retries)(_run_on_ray)
+
+    def submit(self, unit: Unit, cache: PretrainCache) -> Future:
+        pretrained: Any = cache.load(unit.pretrain_key) if unit.pretrain_key else None
+        ref = self._task.remote(
+            unit, self._refs[unit.dataset], self.device, self.shared_dir, pretrained, 1
+        )
+        return ref.future()
+
+    def close(self) -> None:
+        if self._started_here:
+            self._ray.shutdown()
+
+
+def make_backend(
+    name: str,
+    data: dict[str, ImageDataset],
+    device: str,
+    jobs: int = 1,
+    ray_address: str | None = None,
+    shared_dir: str | None = None,
+) -> _Backend:
+    if name == "local":
+        return InProcess(data, device) if jobs == 1 else LocalProcesses(data, device, jobs)
+    if name == "ray":
+        return RayExecutor(data, device, ray_address, shared_dir)
+    raise UsageError(f"--executor '{name}' is not known; choose from: {', '.join(EXECUTORS)}")

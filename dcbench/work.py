@@ -1,0 +1,212 @@
+"""Units of work: a pretraining plus the runs that share it, fitted by a worker anywhere.
+
+A worker (this process, a local process or a Ray task) runs ``run_unit`` and returns every
+result to the driver, which alone writes the results store: workers need no shared disk.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dcbench import runinfo
+from dcbench.datasets import ImageDataset
+from dcbench.methods import METHODS, combination
+from dcbench.metrics import evaluate
+from dcbench.plan import Run
+from dcbench.pretrain_cache import PretrainCache, pretrain_key
+
+
+@dataclass(frozen=True)
+class Unit:
+    runs: tuple[Run, ...]
+    pretrain_key: str | None = None  # the pretraining the runs share, if they are deep
+
+    @property
+    def dataset(self) -> str:
+        return self.runs[0].dataset
+
+    @property
+    def label(self) -> str:
+        return ", ".join(run.label for run in self.runs)
+
+
+@dataclass
+class UnitResult:
+    records: list[dict[str, Any]]
+    fitted: list[dict[str, Any] | None]  # per record: labels, centers, weights (or None)
+    pretrained: dict[str, Any] | None = None  # a state pretrained by this unit, to be cached
+    seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def make_units(runs: list[Run], n_samples: dict[str, int]) -> list[Unit]:
+    """Group runs that share a pretraining (same backbone, dataset, seed and pretraining
+    config) into one unit, keeping the plan's order; every other run is a unit of its own."""
+    groups: dict[str, list[Run]] = {}
+    keys: dict[str, str | None] = {}
+    for run in runs:
+        key = pretrain_key_of(run, n_samples[run.dataset])
+        group = key or f"alone:{run.method}:{run.dataset}:{run.seed}"
+        groups.setdefault(group, []).append(run)
+        keys[group] = key
+    return [Unit(tuple(group_runs), keys[g]) for g, group_runs in groups.items()]
+
+
+def pretrain_key_of(run: Run, n_samples: int) -> str | None:
+    estimator = method_spec(run.method).build(run.config)
+    if not hasattr(estimator, "pretrain_config"):
+        return None
+    return pretrain_key(run.dataset, n_samples, run.seed, estimator.pretrain_config())
+
+
+def method_spec(name: str):
+    """A registered method, or a BACKBONE:LOSS combination (registered on first use, also in
+    a fresh worker process)."""
+    return combination(name) if ":" in name else METHODS.get(name)
+
+
+def run_unit(
+    unit: Unit,
+    data: ImageDataset,
+    device: str,
+    checkpoint_dir: str | None = None,
+    pretrained: dict[str, Any] | None = None,
+    threads: int | None = None,
+) -> UnitResult:
+    """Fit every run of ``unit``, pretraining at most once (resuming from a checkpoint in
+    ``checkpoint_dir`` if one is there). Never raises for a failing run: it is recorded."""
+    if threads:
+        torch.set_num_threads(threads)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="dcbench-") as scratch:
+        cache = PretrainCache(checkpoint_dir or scratch)
+        shared = _SharedPretraining(cache, unit.pretrain_key, data, pretrained)
+        results = [fit_one(run, data, device, shared) for run in unit.runs]
+    return UnitResult(
+        records=[r for r, _ in results],
+        fitted=[f for _, f in results],
+        pretrained=shared.new_state,
+        seconds=time.perf_counter() - started,
+    )
+
+
+class _SharedPretraining:
+    """The unit's pretrained state: given, found in the cache folder, or trained once here.
+    A pretraining that fails fails every run of the unit, without being retried per run."""
+
+    def __init__(self, cache: PretrainCache, key, data: ImageDataset, given):
+        self.cache, self.key, self.data = cache, key, data
+        self.state = given
+        self.new_state = None
+        self.error: BaseException | None = None
+
+    def get(self, estimator) -> tuple[dict[str, Any], bool]:
+        """The state, and whether it was reused (False only for the run that trained it)."""
+        if self.error is not None:
+            raise self.error
+        if self.state is None:
+            self.state = self.cache.load(self.key)
+        if self.state is None:
+            try:
+                self.state = self.new_state = self.cache.pretrain(estimator, self.data.x, self.key)
+            except Exception as exc:
+                self.error = exc
+                raise
+            return self.state, False
+        return self.state, True
+
+
+def fit_one(
+    run: Run, data: ImageDataset, device: str, shared: _SharedPretraining | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One run: its record (status ok or failed, with the reason) and its fitted state."""
+    spec = method_spec(run.method)
+    record: dict[str, Any] = {
+        "method": run.method,
+        "dataset": run.dataset,
+        "seed": run.seed,
+        "config": run.config,
+        "device": runinfo.device_name(device),
+        "threads": torch.get_num_threads(),
+        "machine": runinfo.machine(),
+        "versions": runinfo.versions(),
+        "git_commit": runinfo.git_commit(),
+        "n_samples": data.n_samples,
+        "started_at": _now(),
+    }
+    fitted = None
+    start = time.perf_counter()
+    try:
+        config = dict(run.config)
+        if "device" in config:
+            config["device"] = str(device)
+        estimator = spec.build(config)
+        if shared is not None and shared.key is not None:
+            # pretraining is shared by the methods on the same backbone: timed and recorded apart
+            pretrained, reused = shared.get(estimator)
+            record.update(pretrain_reused=reused, pretrain_seconds=pretrained.get("seconds"))
+            start = time.perf_counter()
+            estimator.fit(data.x, data.y, pretrained=pretrained)
+        else:
+            estimator.fit(data.x, data.y)
+        record.update(status="ok", metrics=evaluate(data.y, estimator.labels_))
+        if hasattr(estimator, "history_"):
+            record["history"] = estimator.history_
+        fitted = fitted_state(estimator)
+    except Exception as exc:
+        record.update(
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+            traceback=traceback.format_exc(),
+        )
+    record["seconds"] = time.perf_counter() - start
+    record["finished_at"] = _now()
+    return record, fitted
+
+
+def fitted_state(estimator) -> dict[str, Any]:
+    """Labels and centers of any estimator, plus the autoencoder's weights for deep ones,
+    so reports (t-SNE, predictions) need no retraining."""
+    fitted: dict[str, Any] = {
+        "labels": np.asarray(estimator.labels_),
+        "cluster_centers": getattr(estimator, "cluster_centers_", None),
+    }
+    if hasattr(estimator, "autoencoder_"):
+        fitted["model"] = {
+            k: v.detach().cpu() for k, v in estimator.autoencoder_.state_dict().items()
+        }
+    return fitted
+
+
+def failed_records(unit: Unit, reason: str) -> UnitResult:
+    """Records for a unit whose worker died or could not be reached."""
+    records = [
+        {
+            "method": run.method,
+            "dataset": run.dataset,
+            "seed": run.seed,
+            "config": run.config,
+            "status": "failed",
+            "error": reason,
+            "finished_at": _now(),
+        }
+        for run in unit.runs
+    ]
+    return UnitResult(records, [None] * len(records))
+
+
+def model_path(out_dir: Path, record_path: Path) -> Path:
+    return out_dir / "models" / f"{record_path.stem}.pt"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,236 @@
+"""Executors and faults: local processes and Ray give the in-process results; dead workers,
+corrupt files, NaN losses, a second run_all and kill -9 are all survived."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import blobs
+
+from dcbench.backends import InProcess, LocalProcesses
+from dcbench.cli import main
+from dcbench.datasets import ImageDataset
+from dcbench.executor import execute
+from dcbench.fileio import load_torch
+from dcbench.methods import METHODS
+from dcbench.plan import make_plan
+from dcbench.store import ResultsStore
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "pretrain_epochs": 3,
+    "maxiter": 30,
+    "update_interval": 10,
+    "kmeans_n_init": 2,
+    "batch_size": 32,
+    "pretrain_batch_size": 32,
+    "n_init": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = blobs(n_per_cluster=20, n_clusters=3, shape=(1, 8, 8))
+    return {"tiny": ImageDataset("tiny", x, y)}
+
+
+def plan(methods, seeds=(0, 1), **extra):
+    overrides = {}
+    for m in methods:
+        allowed = METHODS.get(m).allowed_params()
+        overrides[m] = {k: v for k, v in {**TINY, **extra}.items() if k in allowed}
+    return make_plan(methods, ["tiny"], list(seeds), overrides, {"tiny": 3})
+
+
+def outcome(records):
+    """What must not depend on where a run executed: status, metrics and the labels."""
+    return {
+        (r["method"], r["seed"]): (
+            r["status"],
+            r["metrics"],
+            load_torch(r["model_file"])["labels"].tolist(),
+        )
+        for r in records
+    }
+
+
+METHODS_UNDER_TEST = ["kmeans", "cae-kmeans", "dcec", "dec"]
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("inprocess")
+    records = execute(plan(METHODS_UNDER_TEST), data, ResultsStore(out), progress=False)
+    assert {r["status"] for r in records} == {"ok"}
+    return outcome(records)
+
+
+def test_local_processes_give_the_in_process_results(data, reference, tmp_path):
+    backend = LocalProcesses(data, "cpu", jobs=2)
+    records = execute(
+        plan(METHODS_UNDER_TEST), data, ResultsStore(tmp_path), progress=False, backend=backend
+    )
+    assert backend.threads == 1 and outcome(records) == reference
+    assert {r["threads"] for r in records if r["method"] != "kmeans"} == {1}
+
+
+def test_ray_executor_gives_the_in_process_results(data, reference, tmp_path):
+    ray = pytest.importorskip("ray")
+    from dcbench.backends import RayExecutor
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        backend = RayExecutor(data, "cpu")
+        records = execute(
+            plan(METHODS_UNDER_TEST), data, ResultsStore(tmp_path), progress=False, backend=backend
+        )
+        assert outcome(records) == reference
+        # the pretrained states came back through the object store and were cached by the driver
+        assert len(list((tmp_path / "pretrained").glob("*.pt"))) == 4
+        assert not list((tmp_path / "pretrained").glob("*.ckpt"))
+
+        @ray.remote(max_retries=0)
+        def crash(*args):
+            os._exit(1)
+
+        backend._task = crash  # a worker that dies: recorded as failed, the driver goes on
+        (record,) = execute(plan(["kmeans"], seeds=(5,)), data, ResultsStore(tmp_path),
+                            progress=False, backend=backend)  # fmt: skip
+        assert record["status"] == "failed" and "worker failed" in record["error"]
+    finally:
+        ray.shutdown()
+
+
+class _DeadWorker:
+    """A backend whose first unit's worker dies."""
+
+    slots = 1
+
+    def __init__(self, data):
+        self.inner, self.calls, self.recovered = InProcess(data, "cpu"), 0, 0
+
+    def submit(self, unit, cache):
+        self.calls += 1
+        if self.calls == 1:
+            future = Future()
+            future.set_exception(RuntimeError("worker process died"))
+            return future
+        return self.inner.submit(unit, cache)
+
+    def recover(self):
+        self.recovered += 1
+
+    def close(self):
+        pass
+
+
+def test_a_dead_worker_is_recorded_as_failed_and_the_others_go_on(data, tmp_path):
+    backend = _DeadWorker(data)
+    records = execute(
+        plan(["kmeans"]), data, ResultsStore(tmp_path), progress=False, backend=backend
+    )
+    assert [r["status"] for r in records] == ["failed", "ok"] and backend.recovered == 1
+    assert records[0]["error"] == "worker failed: RuntimeError: worker process died"
+
+
+def test_local_processes_survive_a_killed_worker(data, tmp_path):
+    backend = LocalProcesses(data, "cpu", jobs=1)
+    slow = plan(["cae-kmeans"], seeds=(0,), pretrain_epochs=100_000)  # would run for hours
+    killer = threading.Thread(target=_kill_workers_of, args=(backend,), daemon=True)
+    killer.start()
+    records = execute(slow + plan(["kmeans"], seeds=(0,)), data, ResultsStore(tmp_path),
+                      progress=False, backend=backend)  # fmt: skip
+    assert [r["status"] for r in records] == ["failed", "ok"]
+    assert "BrokenProcessPool" in records[0]["error"]
+
+
+def _kill_workers_of(backend, after=3.0):
+    deadline = time.time() + 60
+    while time.time() < deadline and not backend._pool._processes:
+        time.sleep(0.1)
+    time.sleep(after)
+    for pid in list(backend._pool._processes):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_a_nan_loss_fails_that_run_with_its_reason_and_the_others_go_on(data, tmp_path):
+    runs = plan(["cae-kmeans"], seeds=(0,), pretrain_lr=1e12) + plan(["kmeans"], seeds=(0,))
+    records = execute(runs, data, ResultsStore(tmp_path), progress=False)
+    assert [r["status"] for r in records] == ["failed", "ok"]
+    assert records[0]["error"].startswith("TrainingDiverged: loss diverged at pretraining epoch")
+    assert "pretrain_lr" in records[0]["error"]
+    assert not list((tmp_path / "pretrained").glob("*.pt"))  # a diverged state is never cached
+
+
+def test_a_corrupt_record_is_detected_and_redone(data, tmp_path):
+    store = ResultsStore(tmp_path)
+    execute(plan(["kmeans"], seeds=(0,)), data, store, progress=False)
+    path = store.record_path("kmeans", "tiny", 0)
+    record = json.loads(path.read_text())
+    record["metrics"]["acc"] = 0.123  # valid JSON, wrong content: only the checksum can tell
+    path.write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="checksum"):
+        assert store.get("kmeans", "tiny", 0) is None
+    path.write_text(path.read_text()[:50])  # truncated
+    with pytest.warns(UserWarning, match="checksum"):
+        assert store.get("kmeans", "tiny", 0) is None
+
+
+def test_a_bit_flip_in_a_cached_model_is_detected(data, tmp_path):
+    execute(plan(["cae-kmeans"], seeds=(0,)), data, ResultsStore(tmp_path), progress=False)
+    (cached,) = (tmp_path / "pretrained").glob("*.pt")
+    blob = bytearray(cached.read_bytes())
+    blob[-100] ^= 0x01  # inside the weights: torch.load alone would not notice
+    cached.write_bytes(bytes(blob))
+    assert load_torch(cached) is None
+    (record,) = execute(plan(["dcec"], seeds=(0,)), data, ResultsStore(tmp_path), progress=False)
+    assert record["status"] == "ok" and record["pretrain_reused"] is False
+
+
+def test_a_second_run_all_on_the_same_folder_is_refused(tmp_path, capsys):
+    store = ResultsStore(tmp_path)
+    with store.exclusive():
+        code = main(
+            ["--methods", "kmeans", "--seeds", "1", "--out", str(tmp_path), "--no-progress"]
+        )
+    err = capsys.readouterr().err
+    assert code == 2 and "in use by another run_all process" in err and len(err.splitlines()) == 1
+    with store.exclusive():  # released: usable again
+        pass
+
+
+def test_kill_9_then_rerun_completes_with_the_uninterrupted_results(tmp_path):
+    args = [sys.executable, str(REPO / "run_all.py"), "--methods", "kmeans,cae-kmeans,dcec",
+            "--seeds", "2", "--no-figures", "--no-progress",
+            "--set", "pretrain_epochs=15", "--set", "maxiter=60", "--set", "n_init=3"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [*args, "--out", str(tmp_path / "ref")], env=env, check=True, capture_output=True
+    )
+    victim = subprocess.Popen([*args, "--out", str(tmp_path / "run")], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    records = tmp_path / "run" / "records"
+    while victim.poll() is None and len(list(records.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)  # after a record or two, mid-pretraining or mid-fit
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    rerun = subprocess.run(
+        [*args, "--out", str(tmp_path / "run")], env=env, capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert "already done" in rerun.stderr and not rerun.stderr.count("0 already done")
+    got, want = ResultsStore(tmp_path / "run").records(), ResultsStore(tmp_path / "ref").records()
+    assert len(got) == len(want) == 6
+    for a, b in zip(got, want, strict=True):
+        assert (a["method"], a["seed"], a["metrics"]) == (b["method"], b["seed"], b["metrics"])
+        labels = [load_torch(r["model_file"])["labels"] for r in (a, b)]
+        np.testing.assert_array_equal(*labels)

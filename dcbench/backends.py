@@ -8,7 +8,6 @@ Every backend has the same small interface: ``slots`` (units in flight at once),
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -20,13 +19,6 @@ from dcbench.pretrain_cache import PretrainCache
 from dcbench.work import Unit, UnitResult, run_unit
 
 EXECUTORS = ("local", "ray")
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 class _Backend:
@@ -49,12 +41,24 @@ class InProcess(_Backend):
     """Runs each unit here, in order (the default): pretraining checkpoints go straight to the
     output folder's cache, and Ctrl-C stops at once."""
 
-    def __init__(self, data: dict[str, ImageDataset], device: str):
-        self.data, self.device = data, str(device)
+    def __init__(self, data: dict[str, ImageDataset], device: str, threads: int = 1):
+        self.data, self.device, self.threads = data, str(device), threads
 
     def submit(self, unit: Unit, cache: PretrainCache) -> Future:
         future: Future = Future()
-        future.set_result(run_unit(unit, self.data[unit.dataset], self.device, cache.directory))
+        before = torch.get_num_threads()
+        try:
+            future.set_result(
+                run_unit(
+                    unit,
+                    self.data[unit.dataset],
+                    self.device,
+                    cache.directory,
+                    threads=self.threads,
+                )  # fmt: skip
+            )
+        finally:
+            torch.set_num_threads(before)  # leave the caller's setting as it was
         return future
 
 
@@ -73,13 +77,12 @@ def _run_in_worker(unit: Unit, device: str, checkpoint_dir: str) -> UnitResult:
 
 
 class LocalProcesses(_Backend):
-    """``--jobs N`` worker processes dividing the cores between them (on 2 cores, two
+    """``--jobs N`` worker processes of ``threads`` threads each (on 2 cores, two
     single-thread workers beat one two-thread process). They share the machine's disk, so
     pretraining checkpoints go straight to the output folder's cache."""
 
-    def __init__(self, data: dict[str, ImageDataset], device: str, jobs: int):
-        self.data, self.device, self.slots = data, str(device), jobs
-        self.threads = max(1, available_cores() // jobs)
+    def __init__(self, data: dict[str, ImageDataset], device: str, jobs: int, threads: int = 1):
+        self.data, self.device, self.slots, self.threads = data, str(device), jobs, threads
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -109,7 +112,7 @@ def _run_on_ray(unit, data, device, checkpoint_dir, pretrained, threads) -> Unit
 
 
 class RayExecutor(_Backend):
-    """Units as Ray tasks (one CPU each, plus one GPU for CUDA runs), on a cluster joined at
+    """Units as Ray tasks (``threads`` CPUs each, plus one GPU for CUDA runs), on a cluster joined at
     ``address`` or started here. The datasets go to the object store once; a cached
     pretrained state travels with its unit and a new one comes back with the result, so
     workers need no shared disk. ``shared_dir`` (optional) is a folder every worker can
@@ -122,6 +125,7 @@ class RayExecutor(_Backend):
         address: str | None = None,
         shared_dir: str | None = None,
         max_retries: int = 2,
+        threads: int = 1,
     ):
         try:
             import ray
@@ -138,17 +142,21 @@ class RayExecutor(_Backend):
                 log_to_driver=False,
                 configure_logging=False,
             )
-        self.device, self.shared_dir = str(device), shared_dir
+        self.device, self.shared_dir, self.threads = str(device), shared_dir, threads
         gpus = 1 if torch.device(device).type == "cuda" else 0
-        self.slots = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1)))
+        per_task = 1 if gpus else threads
+        free = ray.cluster_resources().get("GPU" if gpus else "CPU", 1)
+        self.slots = max(1, int(free // per_task))
         self._refs = {name: ray.put(ds) for name, ds in data.items()}
         # a crashed worker process is retried; an exception inside a run is already recorded
-        self._task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=max_retries)(_run_on_ray)
+        self._task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=max_retries)(
+            _run_on_ray
+        )
 
     def submit(self, unit: Unit, cache: PretrainCache) -> Future:
         pretrained: Any = cache.load(unit.pretrain_key) if unit.pretrain_key else None
         ref = self._task.remote(
-            unit, self._refs[unit.dataset], self.device, self.shared_dir, pretrained, 1
+            unit, self._refs[unit.dataset], self.device, self.shared_dir, pretrained, self.threads
         )
         return ref.future()
 
@@ -162,11 +170,14 @@ def make_backend(
     data: dict[str, ImageDataset],
     device: str,
     jobs: int = 1,
+    threads: int = 1,
     ray_address: str | None = None,
     shared_dir: str | None = None,
 ) -> _Backend:
     if name == "local":
-        return InProcess(data, device) if jobs == 1 else LocalProcesses(data, device, jobs)
+        if jobs == 1:
+            return InProcess(data, device, threads)
+        return LocalProcesses(data, device, jobs, threads)
     if name == "ray":
-        return RayExecutor(data, device, ray_address, shared_dir)
+        return RayExecutor(data, device, ray_address, shared_dir, threads=threads)
     raise UsageError(f"--executor '{name}' is not known; choose from: {', '.join(EXECUTORS)}")

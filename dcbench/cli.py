@@ -54,7 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=1,
-        help="local worker processes, dividing the cores between them (default 1: in-process)",
+        help="runs at once on this machine, each in its own worker process (default 1: "
+        "in-process); with --threads 1, use as many jobs as cores",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads per run (default 1). Part of the numerics: a run gives bitwise the "
+        "same result for the same seed and thread count, whatever --executor and --jobs",
     )
     p.add_argument(
         "--ray-address",
@@ -147,6 +155,8 @@ def run_suite(args: argparse.Namespace) -> int:
     executor = parse_choice(args.executor, "--executor", list(EXECUTORS))
     if not 1 <= args.jobs <= 256:
         raise UsageError(f"--jobs {args.jobs}: must be between 1 and 256")
+    if not 1 <= args.threads <= 256:
+        raise UsageError(f"--threads {args.threads}: must be between 1 and 256")
     if args.jobs > 1 and executor == "ray":
         raise UsageError("--jobs is for --executor local; Ray sizes itself from the cluster")
     if (args.ray_address or args.ray_shared_dir) and executor != "ray":
@@ -162,6 +172,7 @@ def run_suite(args: argparse.Namespace) -> int:
         where = runinfo.device_name(device) + {"ray": " (Ray)", "local": ""}[executor]
         if args.jobs > 1:
             where += f" ({args.jobs} worker processes)"
+        where += f", {args.threads} thread{'s' * (args.threads > 1)} per run"
         print(
             f"{len(plan)} runs planned ({len(methods)} methods x {len(datasets)} datasets x "
             f"{len(seeds)} seeds), {len(plan) - len(todo)} already done, {len(todo)} to run on {where}",
@@ -180,8 +191,9 @@ def finish_suite(args, store, data, todo, executor, device, nmi, tsne, data_dir)
     backend = None
     if todo:
         backend = make_backend(
-            executor, data, device, args.jobs, args.ray_address, args.ray_shared_dir
-        )
+            executor, data, device, args.jobs, args.threads, args.ray_address,
+            args.ray_shared_dir,
+        )  # fmt: skip
     records = execute(
         todo, data, store, device=device, progress=not args.no_progress, backend=backend
     )

@@ -82,6 +82,19 @@ def test_local_processes_give_the_in_process_results(data, reference, tmp_path):
     assert {r["threads"] for r in records if r["method"] != "kmeans"} == {1}
 
 
+def test_in_process_runs_use_the_asked_threads_and_restore_the_callers(data, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        records = execute(plan(["cae-kmeans"], seeds=(0,)), data, ResultsStore(tmp_path),
+                          progress=False, backend=InProcess(data, "cpu", threads=1))  # fmt: skip
+        assert records[0]["threads"] == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_ray_executor_gives_the_in_process_results(data, reference, tmp_path):
     ray = pytest.importorskip("ray")
     from dcbench.backends import RayExecutor

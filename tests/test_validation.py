@@ -317,6 +317,11 @@ CLI_CASES = {
     "tsne-samples small": (["--tsne-samples", "5"], "--tsne-samples 5: must be between 10 and 100000"),
     "tsne-samples big": (["--tsne-samples", "100001"], "must be between 10 and 100000"),
     "tsne-samples str": (["--tsne-samples", "many"], "argument --tsne-samples: invalid int value: 'many'"),
+    "jobs 0": (["--jobs", "0"], "--jobs 0: must be between 1 and 256"),
+    "threads 0": (["--threads", "0"], "--threads 0: must be between 1 and 256"),
+    "executor": (["--executor", "slurm"], "--executor 'slurm' is not allowed; choose from: local, ray"),
+    "jobs with ray": (["--executor", "ray", "--jobs", "2"], "--jobs is for --executor local"),
+    "ray flags without ray": (["--ray-address", "auto"], "--ray-address and --ray-shared-dir need --executor ray"),
 }  # fmt: skip
 
 

@@ -161,6 +161,8 @@ def fit_one(
         record.update(status="ok", metrics=evaluate(data.y, estimator.labels_))
         if hasattr(estimator, "history_"):
             record["history"] = estimator.history_
+        if hasattr(estimator, "seconds_"):
+            record["seconds_by_part"] = estimator.seconds_
         fitted = fitted_state(estimator)
     except Exception as exc:
         record.update(

@@ -204,16 +204,27 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         if y is not None:
             y = column_or_1d(y)
             check_consistent_length(X, y)
+        clock = time.perf_counter()
+        pretrained_here = pretrained is None
         pretrained = pretrained or self.pretrain(X)
+        pretrain_seconds = time.perf_counter() - clock if pretrained_here else 0.0
         seed_everything(self._seed)
         model = self._build(x.shape[1:]).to(device)
         model.load_state_dict(pretrained["model"])
+        clock = time.perf_counter()
         result = phase_cls(self).run(model, x, y)
+        clustering_seconds = time.perf_counter() - clock
         self.autoencoder_ = model
         self.labels_ = np.asarray(result.labels)
         self.cluster_centers_ = np.asarray(result.centers)
         self.n_iter_ = result.n_iter
         self.history_ = {"pretrain": pretrained["history"], "clustering": result.history}
+        # where the time went: pretraining (0 when a pretrained state was given), and the
+        # clustering phase split into the parts the phase timed (k-means init, target updates,
+        # steps, evaluation) plus whatever it did not split out
+        parts = {k: v for k, v in result.seconds.items() if v}
+        self.seconds_ = {"pretrain": pretrain_seconds, **parts}
+        self.seconds_["clustering_other"] = max(0.0, clustering_seconds - sum(parts.values()))
         return self
 
     def transform(self, X) -> np.ndarray:

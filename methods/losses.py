@@ -10,7 +10,9 @@ A new loss is one class here, registered with ``register_loss``; it works with e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,7 @@ class PhaseResult:
     centers: np.ndarray
     history: list[dict[str, Any]]
     n_iter: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per part of the phase
 
 
 def kmeans_init(z: torch.Tensor, n_clusters: int, n_init: int, seed: int) -> KMeans:
@@ -114,7 +117,10 @@ class StudentTClustering:
 
     def run(self, model: nn.Module, x: torch.Tensor, y=None) -> PhaseResult:
         est = self.est
+        seconds: dict[str, float] = defaultdict(float)
+        clock = time.perf_counter()
         km = kmeans_init(embed(model, x), est.n_clusters, est.kmeans_n_init, est._seed)
+        seconds["kmeans_init"], clock = time.perf_counter() - clock, time.perf_counter()
         centers = nn.Parameter(
             torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
         )
@@ -134,6 +140,9 @@ class StudentTClustering:
         model.train()
         for ite in range(int(est.maxiter)):
             if ite % est.update_interval == 0:
+                # the steps since the last update end here: .item() below waits for them
+                seconds["steps"] += time.perf_counter() - clock
+                clock = time.perf_counter()
                 q = soft_assign(
                     embed(model, x, precision=est.precision), centers.detach(), est.alpha
                 )
@@ -146,7 +155,11 @@ class StudentTClustering:
                 entry = {"iteration": ite, "delta_label": delta}
                 entry.update({k: (v / max(steps_since, 1)).item() for k, v in sums.items()})
                 check_finite(entry, f"clustering iteration {ite}", "lr")
+                seconds["target_updates"] += time.perf_counter() - clock
+                clock = time.perf_counter()
                 entry.update(_scores(y, labels.cpu().numpy()))
+                seconds["evaluation"] += time.perf_counter() - clock
+                clock = time.perf_counter()
                 history.append(entry)
                 sums, steps_since = {}, 0
                 if ite > 0 and delta < est.tol:
@@ -165,7 +178,10 @@ class StudentTClustering:
         else:
             ite = int(est.maxiter)
             final = self.predict(embed(model, x, precision=est.precision), centers.detach())
-        return PhaseResult(final.cpu().numpy(), centers.detach().cpu().numpy(), history, n_iter=ite)
+            seconds["steps"] += time.perf_counter() - clock  # includes the final pass
+        return PhaseResult(
+            final.cpu().numpy(), centers.detach().cpu().numpy(), history, ite, dict(seconds)
+        )
 
 
 @register_loss(

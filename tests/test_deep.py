@@ -246,3 +246,12 @@ def test_flat_vectors_work_with_the_sae():
         backbone="sae", loss="none", n_clusters=3, random_state=0, **{**FAST, "pretrain_epochs": 60}
     )
     assert acc(y, est.fit_predict(x.reshape(90, 64))) >= 0.95
+
+
+def test_fit_reports_where_its_time_went():
+    x, _ = blobs(n_per_cluster=20, n_clusters=3, shape=(1, 8, 8))
+    est = DeepClusterer(n_clusters=3, **{**FAST, "maxiter": 25, "update_interval": 10, "tol": 0.0})
+    est.fit(x)
+    parts = est.seconds_
+    assert {"pretrain", "kmeans_init", "target_updates", "steps"} <= set(parts)
+    assert all(v >= 0 for v in parts.values()) and parts["pretrain"] > 0

@@ -1,0 +1,289 @@
+"""Speed of our training loops against the naive loop, on this machine, in one run.
+
+    python bench/speed.py [--repeats 3] [--data-dir ../shared/data]
+
+Prints and writes (bench/results/speed/speed.json and speed.md, with machine, versions and
+commit):
+
+1. the matmul peak of this machine, probed in the same run (fp32 and bf16, 1 and 2 threads);
+2. per network (CAE 28x28, CAE 16x16, SAE 784), samples/s of one pretraining epoch (forward,
+   backward, Adam) for the naive loop (``bench/naive_loop.py``: DataLoader, eager fp32,
+   default Adam, ``.item()`` per step; torch's default threads) and for ours
+   (``DeepClusterer.pretrain``: data resident, batches as slices, fused Adam, one sync per
+   epoch) in fp32 and bf16 at 2 threads and 1 thread, and in the suite's ``--jobs 2 --threads
+   1`` layout (two single-thread workers training at once; total samples/s); the same for the
+   DCEC clustering phase (280 steps, two target updates); each with achieved GFLOP/s (analytic
+   counts, ``dcbench/flops.py``) as a fraction of the probed peak;
+3. where the time of one full-protocol run goes: DCEC on USPS, per part timed on the real data
+   and multiplied by the counts of the committed run (``bench/results/usps``).
+
+Arms are interleaved and repeated (this machine's second core is throttled at random); the
+median is reported, and ratios are taken within the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import naive_loop  # noqa: E402
+
+from dcbench import runinfo  # noqa: E402
+from dcbench.fileio import atomic_write_text  # noqa: E402
+from dcbench.flops import training_flops  # noqa: E402
+from dcbench.methods import BACKBONES, DeepClusterer  # noqa: E402
+
+OUT = REPO / "bench" / "results" / "speed"
+NETS = {  # name: backbone, input shape, samples per timed epoch
+    "CAE 28x28": ("cae", (1, 28, 28), 256 * 16),
+    "CAE 16x16": ("cae", (1, 16, 16), 256 * 40),
+    "SAE 784": ("sae", (1, 28, 28), 256 * 24),
+}
+CLUSTER_STEPS = 280
+
+
+def images(shape, n, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
+
+
+# -- arms: each returns samples/s of its timed part -------------------------------------------
+
+
+def ours_pretrain(backbone, shape, n, precision, threads) -> float:
+    torch.set_num_threads(threads)
+    est = DeepClusterer(backbone=backbone, pretrain_epochs=2, precision=precision,
+                        device="cpu", random_state=0)  # fmt: skip
+    history = est.pretrain(images(shape, n))["history"]
+    return n / history[-1]["seconds"]  # the 2nd epoch: the 1st warms oneDNN's kernels up
+
+
+def naive_pretrain(backbone, shape, n, threads) -> float:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = BACKBONES.get(backbone).build(shape, 10)
+    x = torch.from_numpy(images(shape, n))
+    naive_loop.pretrain(model, x, epochs=1)  # warm-up epoch
+    start = time.perf_counter()
+    naive_loop.pretrain(model, x, epochs=1)
+    return n / (time.perf_counter() - start)
+
+
+def ours_cluster(backbone, shape, n, precision, threads) -> float:
+    torch.set_num_threads(threads)
+    x = images(shape, n)
+    est = DeepClusterer(backbone=backbone, pretrain_epochs=0, maxiter=CLUSTER_STEPS,
+                        update_interval=140, tol=0.0, kmeans_n_init=1, precision=precision,
+                        device="cpu", random_state=0)  # fmt: skip
+    state = est.pretrain(x)
+    start = time.perf_counter()
+    est.fit(x, pretrained=state)
+    return CLUSTER_STEPS * 256 / (time.perf_counter() - start)
+
+
+def naive_cluster(backbone, shape, n, threads) -> float:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = BACKBONES.get(backbone).build(shape, 10)
+    x = torch.from_numpy(images(shape, n))
+    start = time.perf_counter()
+    naive_loop.cluster(model, x, 10, CLUSTER_STEPS)
+    return CLUSTER_STEPS * 256 / (time.perf_counter() - start)
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def two_workers(pool, fn, *args) -> float:
+    """Two single-thread workers running ``fn`` at once: total samples/s."""
+    return sum(f.result() for f in [pool.submit(fn, *args), pool.submit(fn, *args)])
+
+
+def matmul_gflops(dtype, threads, size=1024, repeats=5) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.rand(size, size, dtype=dtype), torch.rand(size, size, dtype=dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# -- the breakdown of one full-protocol run ---------------------------------------------------
+
+
+def breakdown(data_dir: str) -> dict:
+    """DCEC on USPS, seed 0: each part timed here (1 thread), times the committed run's counts."""
+    from dcbench.datasets import load_dataset
+    from dcbench.store import ResultsStore
+
+    torch.set_num_threads(1)
+    done = ResultsStore(REPO / "bench" / "results" / "usps").get("dcec", "usps", 0)
+    if done is None:
+        return {}
+    updates = len(done["history"]["clustering"])
+    n_iter = done["history"]["clustering"][-1]["iteration"]
+    epochs = done["config"]["pretrain_epochs"]
+    start = time.perf_counter()
+    data = load_dataset("usps", data_dir)
+    load_s = time.perf_counter() - start
+    config = {**done["config"], "device": "cpu", "pretrain_epochs": 2, "maxiter": 280}
+    est = DeepClusterer(**{k: v for k, v in config.items() if k in DeepClusterer().get_params()})
+    state = est.pretrain(data.x)
+    epoch_s = state["history"][-1]["seconds"]
+    est.set_params(tol=0.0).fit(data.x, data.y, pretrained=state)
+    s = est.seconds_
+    per_update = s["target_updates"] / 2
+    per_eval = s.get("evaluation", 0.0) / 2
+    per_step = s["steps"] / 280
+    parts = {
+        "data load": load_s,
+        f"pretraining ({epochs} epochs)": epoch_s * epochs,
+        "k-means init (n_init 20)": s["kmeans_init"],
+        f"target updates ({updates})": per_update * updates,
+        f"clustering steps ({n_iter})": per_step * n_iter,
+        f"evaluation ({updates} x ACC/NMI)": per_eval * updates,
+    }
+    return {
+        "run": "dcec / usps / seed 0 (bench/results/usps)",
+        "committed_wall_s": done["seconds"] + (done.get("pretrain_seconds") or 0),
+        "projected_s": parts,
+    }
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    args = p.parse_args()
+    started = time.perf_counter()
+    pool = ProcessPoolExecutor(2, multiprocessing.get_context("spawn"), _worker_init)
+    two_workers(pool, matmul_gflops, torch.float32, 1, 256, 1)  # start the workers
+
+    peaks = {
+        f"{name} {t} thread{'s' * (t > 1)}": matmul_gflops(dtype, t)
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+        for t in (1, 2)
+    }
+    print("matmul peak GFLOP/s:", {k: round(v) for k, v in peaks.items()}, flush=True)
+
+    arms = {
+        "naive (2 threads)": lambda b, s, n: naive_pretrain(b, s, n, 2),
+        "ours fp32 (2 threads)": lambda b, s, n: ours_pretrain(b, s, n, "fp32", 2),
+        "ours bf16 (2 threads)": lambda b, s, n: ours_pretrain(b, s, n, "bf16", 2),
+        "ours fp32 (1 thread)": lambda b, s, n: ours_pretrain(b, s, n, "fp32", 1),
+        "ours fp32 (--jobs 2, 2 x 1 thread)": lambda b, s, n: two_workers(
+            pool, ours_pretrain, b, s, n, "fp32", 1
+        ),
+        "ours bf16 (--jobs 2, 2 x 1 thread)": lambda b, s, n: two_workers(
+            pool, ours_pretrain, b, s, n, "bf16", 1
+        ),
+    }
+    cluster_arms = {
+        "naive (2 threads)": lambda b, s, n: naive_cluster(b, s, n, 2),
+        "ours fp32 (2 threads)": lambda b, s, n: ours_cluster(b, s, n, "fp32", 2),
+        "ours fp32 (--jobs 2, 2 x 1 thread)": lambda b, s, n: two_workers(
+            pool, ours_cluster, b, s, n, "fp32", 1
+        ),
+        "ours bf16 (--jobs 2, 2 x 1 thread)": lambda b, s, n: two_workers(
+            pool, ours_cluster, b, s, n, "bf16", 1
+        ),
+    }
+    rows = []
+    for phase, phase_arms in (("pretraining", arms), ("clustering (DCEC)", cluster_arms)):
+        for net, (backbone, shape, n) in NETS.items():
+            flops = training_flops(BACKBONES.get(backbone).build(shape, 10), shape)
+            samples: dict[str, list[float]] = {a: [] for a in phase_arms}
+            for _ in range(args.repeats):  # interleaved: A B C ... A B C ...
+                for arm, fn in phase_arms.items():
+                    samples[arm].append(fn(backbone, shape, n))
+            naive = statistics.median(samples["naive (2 threads)"])
+            for arm, values in samples.items():
+                median = statistics.median(values)
+                peak = peaks["fp32 2 threads"]
+                rows.append({
+                    "phase": phase, "net": net, "arm": arm,
+                    "samples_per_s": round(median), "best": round(max(values)),
+                    "vs_naive": round(median / naive, 2),
+                    "gflops": round(median * flops / 1e9, 1),
+                    "of_fp32_peak": round(median * flops / 1e9 / peak, 2),
+                })  # fmt: skip
+                print(f"{phase:18s} {net:10s} {arm:36s} {median:8.0f}/s  x{median / naive:.2f}",
+                      flush=True)  # fmt: skip
+    pool.shutdown()
+    parts = breakdown(args.data_dir)
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": runinfo.git_commit(),
+        "machine": runinfo.machine(),
+        "versions": runinfo.versions(),
+        "repeats": args.repeats,
+        "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
+        "rows": rows,
+        "breakdown": parts,
+        "bench_seconds": round(time.perf_counter() - started),
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(OUT / "speed.json", json.dumps(result, indent=1))
+    atomic_write_text(OUT / "speed.md", markdown(result))
+    print(markdown(result))
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "# Speed (`python bench/speed.py`)",
+        "",
+        f"{result['date']}, commit {result['git_commit']}, {result['machine']}, "
+        f"torch {result['versions'].get('torch')}; median of {result['repeats']} interleaved "
+        f"repeats; this benchmark took {result['bench_seconds']} s.",
+        "",
+        "Matmul peak (1024^3, GFLOP/s): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in result["matmul_peak_gflops"].items()),
+        "",
+        "| phase | network | arm | samples/s | vs naive | GFLOP/s | of fp32 2-thread peak |",
+        "|---|---|---|---:|---:|---:|---:|",
+        *(
+            f"| {r['phase']} | {r['net']} | {r['arm']} | {r['samples_per_s']} | "
+            f"{r['vs_naive']:.2f}x | {r['gflops']} | {r['of_fp32_peak']:.0%} |"
+            for r in result["rows"]
+        ),
+        "",
+    ]
+    if result["breakdown"]:
+        b = result["breakdown"]
+        total = sum(b["projected_s"].values())
+        lines += [
+            f"Where one full-protocol run goes: {b['run']}, each part timed here on one "
+            f"thread times the committed run's counts (projected total {total:.0f} s; the "
+            f"committed run took {b['committed_wall_s']:.0f} s on a loaded machine).",
+            "",
+            "| part | seconds | share |",
+            "|---|---:|---:|",
+            *(f"| {k} | {v:.1f} | {v / total:.1%} |" for k, v in b["projected_s"].items()),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -73,7 +73,7 @@ def main() -> None:
         "git_commit": runinfo.git_commit(),
         "machine": runinfo.machine(),
         "versions": runinfo.versions(),
-        "command": " ".join(base[1:]),
+        "command": " ".join(["run_all.py", *base[2:]]),
         "records": len(reference),
         "results_equal_across_executors": equal,
         "rows": rows,

@@ -151,7 +151,7 @@ def main() -> None:
         "git_commit": runinfo.git_commit(),
         "machine": runinfo.machine(),
         "versions": runinfo.versions(),
-        "command": " ".join(command(Path("OUT"), args, 1)[1:]),
+        "command": " ".join(["run_all.py", *command(Path("OUT"), args, 1)[2:]]),
         "reference_records": len(reference),
         "reference_seconds": round(reference_s, 1),
         "totals": total,

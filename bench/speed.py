@@ -12,7 +12,7 @@ commit):
    (``DeepClusterer.pretrain``: data resident, batches as slices, fused Adam, one sync per
    epoch) in fp32 and bf16 at 2 threads and 1 thread, and in the suite's ``--jobs 2 --threads
    1`` layout (two single-thread workers training at once; total samples/s); the same for the
-   DCEC clustering phase (280 steps, two target updates); each with achieved GFLOP/s (analytic
+   DCEC clustering phase (60 steps, two target updates); each with achieved GFLOP/s (analytic
    counts, ``dcbench/flops.py``) as a fraction of the probed peak;
 3. where the time of one full-protocol run goes: DCEC on USPS, per part timed on the real data
    and multiplied by the counts of the committed run (``bench/results/usps``).
@@ -48,11 +48,11 @@ from dcbench.methods import BACKBONES, DeepClusterer  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "speed"
 NETS = {  # name: backbone, input shape, samples per timed epoch
-    "CAE 28x28": ("cae", (1, 28, 28), 256 * 16),
-    "CAE 16x16": ("cae", (1, 16, 16), 256 * 40),
-    "SAE 784": ("sae", (1, 28, 28), 256 * 24),
+    "CAE 28x28": ("cae", (1, 28, 28), 256 * 6),
+    "CAE 16x16": ("cae", (1, 16, 16), 256 * 16),
+    "SAE 784": ("sae", (1, 28, 28), 256 * 10),
 }
-CLUSTER_STEPS = 280
+CLUSTER_STEPS, CLUSTER_T = 60, 30  # two target updates, as in a full run's every T steps
 
 
 def images(shape, n, seed=0) -> np.ndarray:
@@ -85,7 +85,7 @@ def ours_cluster(backbone, shape, n, precision, threads) -> float:
     torch.set_num_threads(threads)
     x = images(shape, n)
     est = DeepClusterer(backbone=backbone, pretrain_epochs=0, maxiter=CLUSTER_STEPS,
-                        update_interval=140, tol=0.0, kmeans_n_init=1, precision=precision,
+                        update_interval=CLUSTER_T, tol=0.0, kmeans_n_init=1, precision=precision,
                         device="cpu", random_state=0)  # fmt: skip
     state = est.pretrain(x)
     start = time.perf_counter()
@@ -99,7 +99,7 @@ def naive_cluster(backbone, shape, n, threads) -> float:
     model = BACKBONES.get(backbone).build(shape, 10)
     x = torch.from_numpy(images(shape, n))
     start = time.perf_counter()
-    naive_loop.cluster(model, x, 10, CLUSTER_STEPS)
+    naive_loop.cluster(model, x, 10, CLUSTER_STEPS, update_interval=CLUSTER_T)
     return CLUSTER_STEPS * 256 / (time.perf_counter() - start)
 
 
@@ -144,7 +144,8 @@ def breakdown(data_dir: str) -> dict:
     start = time.perf_counter()
     data = load_dataset("usps", data_dir)
     load_s = time.perf_counter() - start
-    config = {**done["config"], "device": "cpu", "pretrain_epochs": 2, "maxiter": 280}
+    steps = 2 * done["config"]["update_interval"]
+    config = {**done["config"], "device": "cpu", "pretrain_epochs": 2, "maxiter": steps}
     est = DeepClusterer(**{k: v for k, v in config.items() if k in DeepClusterer().get_params()})
     state = est.pretrain(data.x)
     epoch_s = state["history"][-1]["seconds"]
@@ -152,7 +153,7 @@ def breakdown(data_dir: str) -> dict:
     s = est.seconds_
     per_update = s["target_updates"] / 2
     per_eval = s.get("evaluation", 0.0) / 2
-    per_step = s["steps"] / 280
+    per_step = s["steps"] / steps
     parts = {
         "data load": load_s,
         f"pretraining ({epochs} epochs)": epoch_s * epochs,

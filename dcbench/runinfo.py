@@ -76,4 +76,4 @@ def device_name(device: str) -> str:
 
     if device == "cuda":
         return f"cuda ({torch.cuda.get_device_name()})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    return "cpu"

@@ -113,7 +113,7 @@ def test_overrides_reach_the_estimator(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--methods", "kmeans,nope"], "unknown method 'nope'; choose from: all, kmeans"),
+        (["--methods", "kmeans,nope"], "unknown method 'nope'; choose from: all, paper, kmeans"),
         (["--datasets", "mnist"], "unknown dataset 'mnist'; choose from: paper, "),
         (["--seeds", "0"], "between 1 and 1000"),
         (["--seeds", "-3"], "between 1 and 1000"),
@@ -200,3 +200,14 @@ def test_a_bad_backbone_loss_pair_is_a_one_line_error(tmp_path, capsys):
     code, _, err = run(capsys, "--methods", "vit:kl", "--out", str(tmp_path))
     assert code == 2 and "'vit:kl' is not BACKBONE:LOSS; backbones: sae, cae" in err
     assert "; losses: none, kl, kl+rec" in err  # and any registered later
+
+
+def test_methods_paper_is_the_eight_rows_of_table_1_and_all_adds_the_rest():
+    from dcbench.cli import method_aliases
+
+    aliases = method_aliases()
+    assert aliases["paper"] == [
+        "kmeans", "sec", "sae-kmeans", "dec", "idec", "cae-kmeans", "dec-conv", "dcec",
+    ]  # fmt: skip
+    assert set(aliases["paper"]) < set(aliases["all"])
+    assert {"dcn", "depict"} <= set(aliases["all"])

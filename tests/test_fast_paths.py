@@ -1,0 +1,80 @@
+"""The fast paths give the plain paths' results: fused optimizer steps and encoder-only target
+computation give the same labels as plain ones in fp32; bf16 autocast stays close to fp32; and
+the naive reference loop of bench/speed.py trains the same network (so its timings compare)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import blobs
+from sklearn.metrics import adjusted_rand_score
+
+from dcbench.methods import DeepClusterer, training
+from dcbench.methods import losses as losses_module
+from dcbench.metrics import acc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import naive_loop  # noqa: E402
+
+SMALL = dict(
+    backbone="cae", loss="kl+rec", n_clusters=3, pretrain_epochs=6, maxiter=60,
+    update_interval=20, batch_size=32, pretrain_batch_size=32, kmeans_n_init=3,
+    device="cpu", random_state=0,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data():
+    return blobs(n_per_cluster=40, n_clusters=3, shape=(1, 8, 8))
+
+
+def plain_optimizer(name, params, lr, momentum=0.0):
+    """torch's default (per-tensor foreach) kernels instead of the fused ones."""
+    if name == "adam":
+        return torch.optim.Adam(list(params), lr=lr, fused=False, foreach=False)
+    return torch.optim.SGD(list(params), lr=lr, momentum=momentum, fused=False, foreach=False)
+
+
+def plain_embed(model, x, batch_size=4096, precision="fp32"):
+    """The full autoencoder in train mode under no_grad, as public ports compute the target."""
+    with torch.no_grad():
+        return torch.cat([model(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)])
+
+
+def test_fp32_fast_paths_give_the_plain_paths_labels(data, monkeypatch):
+    x, _ = data
+    fast = DeepClusterer(**SMALL).fit(x)
+    monkeypatch.setattr(training, "make_optimizer", plain_optimizer)
+    monkeypatch.setattr("dcbench.methods.deep.make_optimizer", plain_optimizer)
+    monkeypatch.setattr(losses_module, "make_optimizer", plain_optimizer)
+    monkeypatch.setattr(losses_module, "embed", plain_embed)
+    plain = DeepClusterer(**SMALL).fit(x)
+    assert np.array_equal(fast.labels_, plain.labels_)
+    np.testing.assert_allclose(fast.cluster_centers_, plain.cluster_centers_, atol=1e-4)
+
+
+def test_bf16_autocast_stays_within_tolerance_of_fp32(data):
+    x, y = data
+    fp32 = DeepClusterer(**SMALL).fit(x)
+    bf16 = DeepClusterer(**{**SMALL, "precision": "bf16"}).fit(x)
+    rec32 = fp32.history_["pretrain"][-1]["rec"]
+    rec16 = bf16.history_["pretrain"][-1]["rec"]
+    assert abs(rec16 - rec32) <= 0.1 * rec32  # same pretraining, to bf16's 3 significant digits
+    assert adjusted_rand_score(fp32.labels_, bf16.labels_) > 0.9
+    assert acc(y, bf16.labels_) > 0.95
+
+
+def test_the_naive_reference_loop_trains_the_same_network(data):
+    x, _ = data
+    torch.manual_seed(0)
+    from dcbench.methods import BACKBONES
+
+    model = BACKBONES.get("cae").build((1, 8, 8), 10)
+    xt = torch.from_numpy(x)
+    before = torch.nn.functional.mse_loss(model(xt)[1], xt).item()
+    naive_loop.pretrain(model, xt, epochs=20, batch_size=32)
+    after = torch.nn.functional.mse_loss(model(xt)[1], xt).item()
+    assert after < 0.5 * before
+    naive_loop.cluster(model, xt, n_clusters=3, iterations=30, update_interval=10, batch_size=32)

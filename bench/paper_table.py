@@ -2,10 +2,11 @@
 
     python bench/paper_table.py --name usps --datasets usps --seeds 5 --workers 2
 
-Work is split into units (a group of methods sharing a backbone, for one seed), taken from a
-queue by ``--workers`` single-thread ``run_all.py`` processes (on this 2-core machine two
-single-thread workers beat one two-thread process), writing into ``bench/results/<name>/``.
-Groups run in the order given, so the CAE methods (the paper's subject) finish first. Rerunning the same command resumes: finished runs are skipped.
+One ``run_all.py --jobs <workers> --threads 1`` over every method and seed (on this 2-core
+machine two single-thread workers beat one two-thread process), writing into
+``bench/results/<name>/``. Its units (a pretraining plus the methods sharing it, for one seed)
+run in plan order, so the methods listed first (the CAE ones, the paper's subject) finish
+first. Rerunning the same command resumes: finished runs are skipped.
 Writes ``meta.json`` (machine, versions, date, commit) and ``comparison.md`` (ours vs Table 1,
 with the delta) from whatever records exist, so partial results are labelled as such.
 """
@@ -18,7 +19,6 @@ import os
 import platform
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,24 +53,23 @@ def main() -> int:
     seeds = parse_seeds(args.seeds)
     groups = [g.strip() for g in args.groups.split(";") if g.strip()]
     if not args.report_only:
-        units = [(group, seed) for group in groups for seed in seeds]
-        with ThreadPoolExecutor(args.workers) as pool:
-            codes = list(pool.map(lambda unit: run_unit(*unit, args, out), units))
-        print(f"units exited with {codes}")
+        code = run_suite(",".join(groups), seeds, args, out)
+        print(f"run_all exited with {code}")
     write_report(out, args, groups, seeds)
     return 0
 
 
-def run_unit(methods: str, seed: int, args, out: Path) -> int:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+def run_suite(methods: str, seeds: list[int], args, out: Path) -> int:
+    """One run_all.py over every method and seed: its units (a pretraining and the methods
+    sharing it) run in plan order, ``--workers`` at a time, one thread each."""
     cmd = [sys.executable, str(REPO / "run_all.py"), "--methods", methods, "--datasets", args.datasets,
-           "--seeds", f"{seed},", "--out", str(out), "--data-dir", args.data_dir, "--device", "cpu", "--no-progress"]  # fmt: skip
+           "--seeds", ",".join(map(str, seeds)) + ",", "--out", str(out), "--data-dir", args.data_dir,
+           "--device", "cpu", "--no-progress", "--jobs", str(args.workers), "--threads", "1",
+           ]  # fmt: skip
     for o in args.overrides:
         cmd += ["--set", o]
-    with open(out / "logs" / f"{methods.split(',')[-1]}-seed{seed}.log", "a") as log:
-        return subprocess.run(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
-        ).returncode
+    with open(out / "logs" / "run_all.log", "a") as log:
+        return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO).returncode
 
 
 def write_report(out: Path, args, groups: list[str], seeds: list[int]) -> None:

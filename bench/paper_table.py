@@ -94,7 +94,8 @@ def write_report(out: Path, args, groups: list[str], seeds: list[int]) -> None:
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
     write_tables(out)
     status = "complete" if meta["complete"] else f"PARTIAL: {done} of {expected} runs finished"
-    text = f"# {args.name}: ours vs the published numbers ({status})\n\n" + comparison_markdown(frame)
+    title = f"# {args.name}: ours vs the published numbers ({status})"
+    text = f"{title}\n\n{comparison_markdown(frame)}"
     atomic_write_text(out / "comparison.md", text)
     print(text)
 

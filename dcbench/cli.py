@@ -136,13 +136,11 @@ def run_suite(args: argparse.Namespace) -> int:
     from dcbench.backends import EXECUTORS
     from dcbench.datasets import DATASETS, load_dataset
     from dcbench.executor import pending_runs
-    from dcbench.methods import METHODS, combination
+    from dcbench.methods import METHODS
     from dcbench.plan import make_plan
     from dcbench.store import ResultsStore
 
-    for item in args.methods.split(","):
-        if ":" in item:  # BACKBONE:LOSS, an ad-hoc method
-            combination(item.strip())
+    register_combinations(args.methods)
     methods = parse_names(args.methods, METHODS, "method", method_aliases())
     datasets = parse_names(args.datasets, DATASETS, "dataset", {"paper": PAPER_DATASETS})
     seeds = parse_seeds(args.seeds)
@@ -368,13 +366,20 @@ def check_override(item: str, method: str, param: str, value: Any) -> None:
         raise UsageError(f"--set '{item}': {exc}") from None
 
 
-def parse_tsne(text: str) -> list[str]:
-    """``--tsne`` names: deep methods only (the others have no embedding to show)."""
-    from dcbench.methods import METHODS, combination
+def register_combinations(text: str) -> None:
+    """Register each BACKBONE:LOSS item of a comma list as an ad-hoc method."""
+    from dcbench.methods import combination
 
     for item in text.split(","):
-        if ":" in item:  # BACKBONE:LOSS, an ad-hoc method
+        if ":" in item:
             combination(item.strip())
+
+
+def parse_tsne(text: str) -> list[str]:
+    """``--tsne`` names: deep methods only (the others have no embedding to show)."""
+    from dcbench.methods import METHODS
+
+    register_combinations(text)
     names = parse_names(text, METHODS, "method", {})
     deep = [m for m in METHODS if "backbone" in METHODS.get(m).allowed_params()]
     shallow = [m for m in names if m not in deep]

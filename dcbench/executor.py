@@ -98,8 +98,9 @@ def store_unit(
         if unit.pretrain_key and "pretrain_reused" in record:
             record["pretrain_file"] = str(cache.path(unit.pretrain_key))
         if fitted is not None:
-            save_torch(fitted, model_path(store.out_dir, path))
-            record["model_file"] = str(model_path(store.out_dir, path))
+            model_file = model_path(store.out_dir, path)
+            save_torch(fitted, model_file)
+            record["model_file"] = str(model_file)
         store.put(record)
     return result.records
 

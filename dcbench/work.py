@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,18 +34,12 @@ class Unit:
     def dataset(self) -> str:
         return self.runs[0].dataset
 
-    @property
-    def label(self) -> str:
-        return ", ".join(run.label for run in self.runs)
-
 
 @dataclass
 class UnitResult:
     records: list[dict[str, Any]]
     fitted: list[dict[str, Any] | None]  # per record: labels, centers, weights (or None)
     pretrained: dict[str, Any] | None = None  # a state pretrained by this unit, to be cached
-    seconds: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 def make_units(runs: list[Run], n_samples: dict[str, int]) -> list[Unit]:
@@ -86,7 +80,6 @@ def run_unit(
     ``checkpoint_dir`` if one is there). Never raises for a failing run: it is recorded."""
     if threads:
         torch.set_num_threads(threads)
-    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dcbench-") as scratch:
         cache = PretrainCache(checkpoint_dir or scratch)
         shared = _SharedPretraining(cache, unit.pretrain_key, data, pretrained)
@@ -95,7 +88,6 @@ def run_unit(
         records=[r for r, _ in results],
         fitted=[f for _, f in results],
         pretrained=shared.new_state,
-        seconds=time.perf_counter() - started,
     )
 
 

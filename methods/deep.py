@@ -143,9 +143,13 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         With a ``checkpoint``, resumes from its last saved epoch and saves after every epoch.
         """
         self._validate_params()
-        X = check_images(X)
-        device = resolve_device(self.device)
-        x = as_image_tensor(X, device)
+        return self._pretrain(
+            as_image_tensor(check_images(X), resolve_device(self.device)), checkpoint
+        )
+
+    def _pretrain(self, x: torch.Tensor, checkpoint: Checkpoint | None) -> dict[str, Any]:
+        """``pretrain`` on checked images already on the device."""
+        device = x.device
         generator = seed_everything(self._seed)
         model = self._build(x.shape[1:]).to(device)
         optimizer = make_optimizer(
@@ -200,13 +204,13 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         X = validate_images(self, X, reset=True)
         phase_cls = LOSSES.get(self.loss)
         device = resolve_device(self.device)
-        x = as_image_tensor(X, device, self.n_clusters)
+        x = as_image_tensor(X, device)
         if y is not None:
             y = column_or_1d(y)
             check_consistent_length(X, y)
         clock = time.perf_counter()
         pretrained_here = pretrained is None
-        pretrained = pretrained or self.pretrain(X)
+        pretrained = pretrained or self._pretrain(x, checkpoint=None)
         pretrain_seconds = time.perf_counter() - clock if pretrained_here else 0.0
         seed_everything(self._seed)
         model = self._build(x.shape[1:]).to(device)

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from dcbench.errors import TrainingDiverged, UsageError
-from dcbench.methods.validation import check_images
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("fp32", "bf16")
@@ -69,9 +68,9 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def as_image_tensor(X, device: torch.device, n_clusters: int | None = None) -> torch.Tensor:
-    """(N, C, H, W) float32 on ``device``; (N, H, W) gets a channel axis, (N, D) becomes (N, 1, 1, D)."""
-    X = check_images(X, n_clusters)
+def as_image_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Checked images (``check_images``) as (N, C, H, W) on ``device``; (N, H, W) gets a
+    channel axis, (N, D) becomes (N, 1, 1, D)."""
     if X.ndim == 2:
         X = X[:, None, None, :]
     elif X.ndim == 3:

@@ -44,14 +44,11 @@ def panel_title(method: str) -> str:
     return (METHODS.get(method).paper_name if method in METHODS else None) or method
 
 
-def fitted_embedding(record: dict, x: np.ndarray) -> np.ndarray | None:
-    """The embedding of ``x`` by a stored deep model, or None for methods without one."""
+def fitted_embedding(record: dict, fitted: dict, x: np.ndarray) -> np.ndarray:
+    """The embedding of ``x`` by the deep model ``fitted`` (a record's model file)."""
     from dcbench.methods.deep import DeepClusterer
     from dcbench.methods.training import embed
 
-    fitted = load_torch(record["model_file"]) if record.get("model_file") else None
-    if fitted is None or "model" not in fitted:
-        return None
     est = DeepClusterer(**{**record["config"], "device": "cpu"})
     model = est._build(x.shape[1:])
     model.load_state_dict(fitted["model"])
@@ -72,10 +69,11 @@ def tsne_figure(
     )
     panels = []
     for record in records:
-        z = fitted_embedding(record, data.x[idx])
-        if z is None:
+        fitted = load_torch(record["model_file"]) if record.get("model_file") else None
+        if fitted is None or "model" not in fitted:  # no model, or a shallow method
             continue
-        labels = load_torch(record["model_file"])["labels"]
+        z = fitted_embedding(record, fitted, data.x[idx])
+        labels = fitted["labels"]
         mapping = cluster_to_class_map(data.y, labels)
         predicted = np.array([mapping[int(c)] for c in labels[idx]])
         xy = np.asarray(TSNE(random_state=seed, n_jobs=1, verbose=False).fit(z.astype(np.float64)))

@@ -36,7 +36,7 @@ import torch
 from sklearn.cluster import KMeans
 from torch import nn
 
-from dcbench.methods.losses import PhaseResult, _scores, kmeans_init, register_loss
+from dcbench.methods.losses import PhaseResult, _scores, initial_clustering, register_loss
 from dcbench.methods.registry import register_method
 from dcbench.methods.table1 import DIGITS_PRETRAIN, deep_method
 from dcbench.methods.training import autocast, embed, make_optimizer
@@ -89,7 +89,7 @@ def dcn_optimizer(est, model: nn.Module) -> torch.optim.Optimizer:
 class KMeansFriendlyClustering:
     params = (
         "optimizer", "lr", "momentum", "batch_size", "gamma",
-        "update_interval", "maxiter", "kmeans_n_init",
+        "update_interval", "maxiter", "kmeans_n_init", "init",
     )  # fmt: skip
 
     def __init__(self, est):
@@ -107,7 +107,7 @@ class KMeansFriendlyClustering:
 
     def run(self, model: nn.Module, x: torch.Tensor, y=None) -> PhaseResult:
         est = self.est
-        km = kmeans_init(embed(model, x), est.n_clusters, est.kmeans_n_init, est._seed)
+        km = initial_clustering(embed(model, x), est)
         centers = torch.tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
         s = torch.tensor(km.labels_, dtype=torch.long, device=x.device)
         counts = torch.full((est.n_clusters,), float(INITIAL_COUNT), device=x.device)

@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from dcbench.methods.backbones import BACKBONES, reconstruction_loss
-from dcbench.methods.losses import LOSSES
+from dcbench.methods.losses import INITS, LOSSES, TARGETS
 from dcbench.methods.training import (
     OPTIMIZERS,
     PRECISIONS,
@@ -77,6 +77,8 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         "tol": [Interval(Real, 0, 1, closed="both")],
         "maxiter": _at_least(1),
         "kmeans_n_init": _at_least(1),
+        "init": [Names(INITS)],
+        "target": [Names(TARGETS)],
         "precision": [Names(PRECISIONS)],
         "device": [DeviceNames(), torch.device],
         "random_state": ["random_state"],
@@ -103,6 +105,8 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         tol=0.001,
         maxiter=20000,
         kmeans_n_init=20,
+        init="kmeans",
+        target="auto",
         precision="fp32",
         device="auto",
         random_state=None,
@@ -126,6 +130,8 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         self.tol = tol
         self.maxiter = maxiter
         self.kmeans_n_init = kmeans_n_init
+        self.init = init
+        self.target = target
         self.precision = precision
         self.device = device
         self.random_state = random_state

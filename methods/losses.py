@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from torch import nn
 
+from dcbench.methods.acpic import PathIntegralClustering
 from dcbench.methods.training import autocast, check_finite, embed, make_optimizer
 from dcbench.metrics import acc, nmi_geometric
 from dcbench.registry import Registry
@@ -41,8 +42,30 @@ class PhaseResult:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per part of the phase
 
 
+INITS = ("kmeans", "ac-pic")
+TARGETS = ("auto", "dec", "depict")
+
+
 def kmeans_init(z: torch.Tensor, n_clusters: int, n_init: int, seed: int) -> KMeans:
     return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(z.cpu().numpy())
+
+
+@dataclass
+class InitialClustering:
+    labels_: np.ndarray
+    cluster_centers_: np.ndarray  # (n_clusters, embedding_dim): the means of the clusters
+
+
+def initial_clustering(z: torch.Tensor, est) -> KMeans | InitialClustering:
+    """The clustering a phase starts from, by ``est.init``: k-means (``kmeans_n_init`` runs,
+    the papers' choice) or AC-PIC (DEPICT's code on USPS and MNIST-test), whose centers are the
+    clusters' means. Both give ``labels_`` and ``cluster_centers_``."""
+    if est.init == "kmeans":
+        return kmeans_init(z, est.n_clusters, est.kmeans_n_init, est._seed)
+    z = z.cpu().numpy().astype(np.float64)
+    labels = PathIntegralClustering(n_clusters=est.n_clusters).fit(z).labels_
+    centers = np.stack([z[labels == k].mean(axis=0) for k in range(est.n_clusters)])
+    return InitialClustering(labels, centers)
 
 
 def soft_assign(z: torch.Tensor, centers: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
@@ -58,21 +81,34 @@ def target_distribution(q: torch.Tensor) -> torch.Tensor:
     return weight / weight.sum(dim=1, keepdim=True)
 
 
+def frequency_prior_target(q: torch.Tensor) -> torch.Tensor:
+    """DEPICT's target: p_ik ∝ q_ik / sqrt(f_k), f_k = sum_i q_ik, normalized per row. Dividing
+    by the square root of the cluster's soft size keeps large clusters from taking over."""
+    weight = q / q.sum(dim=0).sqrt()
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
+def make_target(q: torch.Tensor, target: str, default: str) -> torch.Tensor:
+    """The target P from Q by ``target`` (``est.target``; ``auto`` means the loss's own
+    ``default``): ``dec`` is q^2 / f (DEC, and DEPICT's released code), ``depict`` is
+    q / sqrt(f) (DEPICT's paper)."""
+    name = default if target == "auto" else target
+    return target_distribution(q) if name == "dec" else frequency_prior_target(q)
+
+
 def _scores(y, labels) -> dict[str, float]:
     return {} if y is None else {"acc": acc(y, labels), "nmi": nmi_geometric(y, labels)}
 
 
 @register_loss("none", "no clustering loss: k-means (n_init 20) on the pretrained embedding")
 class KMeansOnEmbedding:
-    params = ("kmeans_n_init",)  # the estimator parameters this phase reads
+    params = ("kmeans_n_init", "init")  # the estimator parameters this phase reads
 
     def __init__(self, est):
         self.est = est
 
     def run(self, model: nn.Module, x: torch.Tensor, y=None) -> PhaseResult:
-        km = kmeans_init(
-            embed(model, x), self.est.n_clusters, self.est.kmeans_n_init, self.est._seed
-        )
+        km = initial_clustering(embed(model, x), self.est)
         return PhaseResult(
             km.labels_, km.cluster_centers_, [{"iteration": 0, **_scores(y, km.labels_)}]
         )
@@ -94,7 +130,7 @@ class StudentTClustering:
     reconstruct = False
     params = (
         "optimizer", "lr", "momentum", "batch_size", "alpha",
-        "update_interval", "tol", "maxiter", "kmeans_n_init",
+        "update_interval", "tol", "maxiter", "kmeans_n_init", "init", "target",
     )  # fmt: skip
 
     def __init__(self, est):
@@ -119,7 +155,7 @@ class StudentTClustering:
         est = self.est
         seconds: dict[str, float] = defaultdict(float)
         clock = time.perf_counter()
-        km = kmeans_init(embed(model, x), est.n_clusters, est.kmeans_n_init, est._seed)
+        km = initial_clustering(embed(model, x), est)
         seconds["kmeans_init"], clock = time.perf_counter() - clock, time.perf_counter()
         centers = nn.Parameter(
             torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
@@ -146,7 +182,7 @@ class StudentTClustering:
                 q = soft_assign(
                     embed(model, x, precision=est.precision), centers.detach(), est.alpha
                 )
-                p = target_distribution(q)
+                p = make_target(q, est.target, default="dec")
                 labels = q.argmax(dim=1)
                 delta = (
                     (labels != labels_last).float().mean().item()

@@ -12,8 +12,8 @@ from conftest import blobs
 
 from dcbench.methods import BACKBONES, LOSSES, METHODS, DeepClusterer
 from dcbench.methods import depict as depict_module
-from dcbench.methods.depict import DepictAutoencoder, SoftmaxClustering, frequency_prior_target
-from dcbench.methods.losses import target_distribution
+from dcbench.methods.depict import DepictAutoencoder, SoftmaxClustering
+from dcbench.methods.losses import frequency_prior_target, target_distribution
 from dcbench.metrics import acc
 
 FAST = dict(
@@ -136,7 +136,7 @@ def test_pretraining_minimizes_the_backbones_own_loss(monkeypatch):
 def test_the_head_starts_at_the_unit_norm_centroids_and_init_stage_fits_kmeans(monkeypatch):
     x, y = blobs(n_per_cluster=30, shape=(1, 8, 8))
     seen = {}
-    real_init, real_stage = depict_module.kmeans_init, SoftmaxClustering._init_stage
+    real_init, real_stage = depict_module.initial_clustering, SoftmaxClustering._init_stage
 
     def spy_kmeans(*args):
         seen["km"] = real_init(*args)
@@ -147,7 +147,7 @@ def test_the_head_starts_at_the_unit_norm_centroids_and_init_stage_fits_kmeans(m
         seen["labels"] = np.array(km_labels)
         return real_stage(self, model, head, x, km_labels, *rest)
 
-    monkeypatch.setattr(depict_module, "kmeans_init", spy_kmeans)
+    monkeypatch.setattr(depict_module, "initial_clustering", spy_kmeans)
     monkeypatch.setattr(SoftmaxClustering, "_init_stage", spy_stage)
     est = DeepClusterer(
         backbone="depict-cae", loss="softmax-kl+rec", n_clusters=3, random_state=0, **FAST

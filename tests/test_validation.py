@@ -295,6 +295,7 @@ CLI_CASES = {
     "update_interval 0": (["--set", "update_interval=0"], "'update_interval' parameter of DeepClusterer must be an int in the range [1, inf)"),
     "gamma<0": (["--set", "gamma=-0.1", "--methods", "idec"], "method 'idec': The 'gamma' parameter of DeepClusterer must be a float in the range [0.0, inf). Got -0.1"),
     "optimizer": (["--set", "optimizer=rmsprop"], "'optimizer' parameter of DeepClusterer must be a str among {'adam', 'sgd'}. Got 'rmsprop'"),
+    "init": (["--set", "init=spectral"], "'init' parameter of DeepClusterer must be a str among {'kmeans', 'ac-pic'}. Got 'spectral'"),
     "backbone": (["--set", "backbone=vit"], "'backbone' parameter of DeepClusterer must be a str among {'sae', 'cae'"),
     "n_clusters 1": (["--set", "n_clusters=1", "--methods", "kmeans"], "--set 'n_clusters=1': method 'kmeans': The 'n_clusters' parameter of PixelKMeans must be an int in the range [2, inf). Got 1 instead."),
     "kmeans n_init": (["--set", "kmeans.n_init=0", "--methods", "kmeans"], "'n_init' parameter of PixelKMeans must be an int in the range [1, inf) or a str among {'auto'}. Got 0"),

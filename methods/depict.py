@@ -212,6 +212,23 @@ class SoftmaxClustering:
         optimizer.step()
         return {"rec": rec.detach(), "clus": clus.detach()}
 
+    def _epoch(self, model, head, optimizer, x, generator, ite: int, batch_loss, after_step=None):
+        """One pass over x in a random order, stopping at ``maxiter``: the epoch's mean loss
+        terms (None if no step was left) and the iterations done so far."""
+        sums: dict[str, torch.Tensor] = {}
+        steps = 0
+        for idx in self._batches(x.shape[0], generator, x.device):
+            if ite >= self.est.maxiter:
+                break
+            terms = self._step(
+                model, head, optimizer, x[idx], lambda lg, idx=idx: batch_loss(lg, idx)
+            )
+            if after_step is not None:
+                after_step(idx)
+            sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
+            steps, ite = steps + 1, ite + 1
+        return ({k: (v / steps).item() for k, v in sums.items()} if steps else None), ite
+
     def run(self, model: nn.Module, x: torch.Tensor, y=None) -> PhaseResult:
         est = self.est
         z = embed(model, x, precision=est.precision)
@@ -232,7 +249,7 @@ class SoftmaxClustering:
     def _init_stage(self, model, head, x, km_labels, generator, history, y):
         """The code's initialization: fit the head (and network) to the k-means labels.
         Returns the iterations done and the last labels logged."""
-        est, n = self.est, x.shape[0]
+        est = self.est
         targets = torch.as_tensor(km_labels, dtype=torch.long, device=x.device)
         params = [*model.parameters(), *head.parameters()]
         optimizer = make_optimizer(est.optimizer, params, est.lr, est.momentum)
@@ -241,25 +258,14 @@ class SoftmaxClustering:
         best_state = copy.deepcopy((model.state_dict(), head.state_dict()))
         ite = 0
         for _ in range(INIT_MAX_EPOCHS):
-            sums: dict[str, torch.Tensor] = {}
-            steps = 0
-            for idx in self._batches(n, generator, x.device):
-                if ite >= est.maxiter:
-                    break
-                terms = self._step(
-                    model,
-                    head,
-                    optimizer,
-                    x[idx],
-                    lambda lg, t=targets[idx]: F.cross_entropy(lg, t),
-                )
-                sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
-                steps, ite = steps + 1, ite + 1
-            if steps == 0:
+            means, ite = self._epoch(
+                model, head, optimizer, x, generator, ite,
+                lambda logits, idx: F.cross_entropy(logits, targets[idx]),
+            )  # fmt: skip
+            if means is None:
                 break
             pred = self.clean_probs(model, head, x).argmax(dim=1)
-            entry = {"iteration": ite, "ce": (sums["clus"] / steps).item()}
-            entry["rec"] = (sums["rec"] / steps).item()
+            entry = {"iteration": ite, "ce": means["clus"], "rec": means["rec"]}
             entry["delta_label"] = (pred != last).float().mean().item()
             history.append({**entry, **_scores(y, pred.cpu().numpy())})
             last = pred
@@ -278,7 +284,7 @@ class SoftmaxClustering:
     def _main_stage(self, model, head, x, generator, history, y, ite: int, last) -> int:
         """Targets with the frequency prior, one per epoch; KL on the noisy pathway + rec.
         The history logs the clean predictions' labels (the model's labels, as for DEC)."""
-        est, n = self.est, x.shape[0]
+        est = self.est
         params = [*model.parameters(), *head.parameters()]
         optimizer = make_optimizer(est.optimizer, params, est.lr, est.momentum)
         q = self.clean_probs(model, head, x).clone()
@@ -286,26 +292,19 @@ class SoftmaxClustering:
         labels_last = q.argmax(dim=1)  # the init stage's best weights may differ from its last
         entry = {"iteration": ite, "delta_label": (labels_last != last).float().mean().item()}
         history.append({**entry, **_scores(y, labels_last.cpu().numpy())})
+
+        def store_q(idx):  # the code's y_prob[idx] update, right after the batch's step
+            q[idx] = self.clean_probs(model, head, x[idx])
+
         while ite < est.maxiter:
-            sums: dict[str, torch.Tensor] = {}
-            steps = 0
-            for idx in self._batches(n, generator, x.device):
-                if ite >= est.maxiter:
-                    break
-                terms = self._step(
-                    model,
-                    head,
-                    optimizer,
-                    x[idx],
-                    lambda lg, t=p[idx]: F.kl_div(F.log_softmax(lg, 1), t, reduction="batchmean"),
-                )
-                q[idx] = self.clean_probs(model, head, x[idx])  # the code's y_prob[idx] update
-                sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
-                steps, ite = steps + 1, ite + 1
+            means, ite = self._epoch(
+                model, head, optimizer, x, generator, ite,
+                lambda logits, idx, p=p: F.kl_div(F.log_softmax(logits, 1), p[idx], reduction="batchmean"),
+                after_step=store_q,
+            )  # fmt: skip
             p_new = make_target(q, est.target, default="depict")
             labels = q.argmax(dim=1)
-            entry = {"iteration": ite, "kl": (sums["clus"] / steps).item()}
-            entry["rec"] = (sums["rec"] / steps).item()
+            entry = {"iteration": ite, "kl": means["clus"], "rec": means["rec"]}
             entry["delta_label"] = (labels != labels_last).float().mean().item()
             history.append({**entry, **_scores(y, labels.cpu().numpy())})
             change = (p_new - p).square().mean().item()

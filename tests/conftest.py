@@ -36,3 +36,15 @@ def blobs(n_per_cluster=40, n_clusters=3, shape=(1, 4, 4), spread=0.05, seed=0):
     y = np.repeat(np.arange(n_clusters), n_per_cluster)
     x = centers[y] + spread * rng.standard_normal((y.size, dim))
     return x.reshape(-1, *shape).astype(np.float32), y
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on one torch thread: on a busy 2-core machine a second thread slowed them
+    5-100x. Modules use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

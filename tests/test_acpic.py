@@ -14,6 +14,8 @@ from dcbench.methods.acpic import PathIntegralClustering, _complexity, _incremen
 from dcbench.methods.losses import frequency_prior_target, target_distribution
 from dcbench.metrics import acc
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.mark.parametrize(
     "make", [lambda: make_moons(400, noise=0.05, random_state=0), lambda: make_circles(400, noise=0.03, factor=0.5, random_state=0)]

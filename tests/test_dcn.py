@@ -18,13 +18,7 @@ FAST = dict(
 )  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread (on a busy 2-core machine a second one slows them 10-100x)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_incremental_center_update_matches_a_hand_computed_example():

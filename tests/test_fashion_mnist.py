@@ -14,7 +14,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from test_datasets import local_http  # noqa: F401  (the loopback HTTP server fixture)
 
 from dcbench.cli import main
@@ -25,14 +24,13 @@ from dcbench.datasets.catalog import FASHION_MD5, FASHION_URLS
 N_TRAIN, N_TEST, N_CLASSES = 150, 60, 3
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Own array cache (the decoded arrays are cached by checksum), one torch thread."""
+    """Own array cache (the decoded arrays are cached by checksum)."""
     monkeypatch.setenv("DCBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _idx_gz(array: np.ndarray) -> bytes:

@@ -51,13 +51,7 @@ NAMES = ["kmeans", "sec", "spectral", "deep"]
 CLASS = {"kmeans": "PixelKMeans", "sec": "SEC", "spectral": "KNNSpectral", "deep": "DeepClusterer"}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Two threads on a busy 2-core machine made the checks 5x slower, not faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def images(n=30, shape=(1, 4, 4), seed=0):

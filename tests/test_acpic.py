@@ -10,6 +10,7 @@ from sklearn.datasets import make_circles, make_moons
 
 from dcbench.methods import METHODS, DeepClusterer
 from dcbench.methods import depict as depict_module
+from dcbench.methods import losses as losses_module
 from dcbench.methods.acpic import PathIntegralClustering, _complexity, _increment
 from dcbench.methods.losses import frequency_prior_target, target_distribution
 from dcbench.metrics import acc
@@ -104,3 +105,20 @@ def test_depict_uses_acpic_where_its_code_does():
     assert spec.resolve("mnist-test")["init"] == "ac-pic"
     assert spec.resolve("mnist-full")["init"] == "kmeans"
     assert METHODS.get("dcec").resolve("usps")["init"] == "kmeans"
+
+
+def test_student_t_losses_take_the_target_option(monkeypatch):
+    x, _ = blobs(n_per_cluster=30, shape=(1, 8, 8))
+    calls = []
+    for name in ("target_distribution", "frequency_prior_target"):
+        real = getattr(losses_module, name)
+        monkeypatch.setattr(
+            losses_module, name, lambda q, real=real, name=name: calls.append(name) or real(q)
+        )
+    for target, expected in (("auto", "target_distribution"), ("depict", "frequency_prior_target")):
+        calls.clear()
+        DeepClusterer(
+            backbone="cae", loss="kl", n_clusters=3, target=target, random_state=0,
+            **{**FAST, "maxiter": 25, "update_interval": 10, "tol": 0.0},
+        ).fit(x)  # fmt: skip
+        assert calls == [expected] * 3  # iterations 0, 10, 20

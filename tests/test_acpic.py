@@ -7,6 +7,7 @@ import torch
 from conftest import blobs
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_circles, make_moons
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from dcbench.methods import METHODS, DeepClusterer
 from dcbench.methods import depict as depict_module
@@ -122,3 +123,8 @@ def test_student_t_losses_take_the_target_option(monkeypatch):
             **{**FAST, "maxiter": 25, "update_interval": 10, "tol": 0.0},
         ).fit(x)  # fmt: skip
         assert calls == [expected] * 3  # iterations 0, 10, 20
+
+
+@parametrize_with_checks([PathIntegralClustering(n_clusters=2, n_neighbors=3)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)

@@ -100,12 +100,15 @@ def test_depict_target_option_picks_the_paper_or_the_code(monkeypatch):
         assert used and set(used) == {expected}
 
 
-def test_depict_uses_acpic_where_its_code_does():
+def test_depict_uses_acpic_and_the_target_of_its_code():
     spec = METHODS.get("depict")
     assert spec.resolve("usps")["init"] == "ac-pic"
     assert spec.resolve("mnist-test")["init"] == "ac-pic"
     assert spec.resolve("mnist-full")["init"] == "kmeans"
     assert METHODS.get("dcec").resolve("usps")["init"] == "kmeans"
+    # the code's target, q^2 / f, for every dataset; the loss alone keeps the paper's
+    assert {spec.resolve(d)["target"] for d in ("usps", "mnist-test", "mnist-full")} == {"dec"}
+    assert DeepClusterer(loss="softmax-kl+rec").target == "auto"
 
 
 def test_student_t_losses_take_the_target_option(monkeypatch):

@@ -10,7 +10,9 @@ Reads the DEPICT records of these ``bench/paper_table.py`` folders (all on the s
     depict-acpic-dectarget    --groups depict --set depict.target=dec
     depict-kmeans-dectarget   --groups depict --set depict.target=dec --set depict.init=kmeans
 
-and writes ``bench/results/depict-ablation.md``: per configuration, the ACC of the initial
+(the three ablation folders were run with usps-beyond's ``pretrained/`` files copied into
+theirs, so no pretraining was repeated; those copies are not committed) and writes
+``bench/results/depict-ablation.md``: per configuration, the ACC of the initial
 clusters, the best ACC the clean predictions reached while training, where the init stage
 ended, and the final ACC / NMI (mean ± sample std over the seeds present). Labels only serve
 the evaluation; nothing here selects a model by them.

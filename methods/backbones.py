@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dcbench.methods.layers import ConvTranspose2d
 from dcbench.registry import Registry
 
 BACKBONES = Registry("backbone")
@@ -113,10 +114,10 @@ class ConvAutoencoder(nn.Module):
         self.decoder = nn.Sequential(
             nn.Linear(embedding_dim, f3 * side * side), nn.ReLU(),
             nn.Unflatten(1, (f3, side, side)),
-            nn.ConvTranspose2d(f3, f2, 3, stride=2, padding=1 if same3 else 0, output_padding=1 if same3 else 0),
+            ConvTranspose2d(f3, f2, 3, stride=2, padding=1 if same3 else 0, output_padding=1 if same3 else 0),
             nn.ReLU(),
-            nn.ConvTranspose2d(f2, f1, 5, stride=2, padding=2, output_padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(f1, c, 5, stride=2, padding=2, output_padding=1),
+            ConvTranspose2d(f2, f1, 5, stride=2, padding=2, output_padding=1), nn.ReLU(),
+            ConvTranspose2d(f1, c, 5, stride=2, padding=2, output_padding=1),
         )  # fmt: skip
         keras_init_(self)
 

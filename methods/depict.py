@@ -65,6 +65,7 @@ from dcbench.methods.backbones import (
     reconstruction_loss,
     register_backbone,
 )
+from dcbench.methods.layers import ConvTranspose2d
 from dcbench.methods.losses import (
     PhaseResult,
     _scores,
@@ -113,8 +114,8 @@ class DepictAutoencoder(nn.Module):
         self.decoder = nn.ModuleDict(
             {
                 "fc": nn.Linear(embedding_dim, f2 * h2 * w2),
-                "deconv2": nn.ConvTranspose2d(f2, f1, 5, 2, padding=2, output_padding=pad2),
-                "deconv1": nn.ConvTranspose2d(f1, c, 4, 2, output_padding=pad1),
+                "deconv2": ConvTranspose2d(f2, f1, 5, 2, padding=2, output_padding=pad2),
+                "deconv1": ConvTranspose2d(f1, c, 4, 2, output_padding=pad1),
             }
         )
         keras_init_(self)

@@ -11,7 +11,7 @@ import torch
 from conftest import blobs
 from sklearn.metrics import adjusted_rand_score
 
-from dcbench.methods import DeepClusterer, training
+from dcbench.methods import DeepClusterer, layers, training
 from dcbench.methods import losses as losses_module
 from dcbench.metrics import acc
 
@@ -78,3 +78,64 @@ def test_the_naive_reference_loop_trains_the_same_network(data):
     after = torch.nn.functional.mse_loss(model(xt)[1], xt).item()
     assert after < 0.5 * before
     naive_loop.cluster(model, xt, n_clusters=3, iterations=30, update_interval=10, batch_size=32)
+
+
+CONV_T_CASES = [  # the CAE's and DEPICT's deconvolution geometries (few channels: gradcheck's
+    # Jacobians are dense), and a rectangular, bias-free one
+    dict(in_channels=5, out_channels=3, kernel_size=3, stride=2, padding=0, output_padding=0),
+    dict(in_channels=4, out_channels=3, kernel_size=5, stride=2, padding=2, output_padding=1),
+    dict(in_channels=3, out_channels=1, kernel_size=4, stride=2, padding=0, output_padding=1),
+    dict(in_channels=6, out_channels=4, kernel_size=(3, 5), stride=(2, 1), padding=(1, 2),
+         output_padding=(1, 0), bias=False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CONV_T_CASES)
+def test_conv_transpose_as_input_grad_has_the_gradients_of_conv_transpose(case):
+    torch.manual_seed(0)
+    native = torch.nn.ConvTranspose2d(**case).double()
+    x = torch.randn(2, case["in_channels"], 3, 4, dtype=torch.double, requires_grad=True)
+    bias = native.bias
+
+    def ours(x, weight, bias):
+        return layers.conv_transpose2d_as_input_grad(
+            x, weight, bias, native.stride, native.padding, native.output_padding
+        )
+
+    assert torch.allclose(ours(x, native.weight, bias), native(x))
+    inputs = (x, native.weight) if bias is None else (x, native.weight, bias)
+    assert torch.autograd.gradcheck(lambda *a: ours(*a, *([None] * (3 - len(a)))), inputs)
+
+
+def test_conv_transpose_layer_takes_the_fast_path_only_under_cpu_bf16_autocast(monkeypatch):
+    torch.manual_seed(0)
+    layer = layers.ConvTranspose2d(64, 32, 5, stride=2, padding=2, output_padding=1)
+    native = torch.nn.ConvTranspose2d(64, 32, 5, stride=2, padding=2, output_padding=1)
+    native.load_state_dict(layer.state_dict())
+    x = torch.randn(4, 64, 7, 7)
+    assert torch.equal(layer(x), native(x))  # fp32: PyTorch's own kernel, bitwise
+    calls = []
+    monkeypatch.setattr(layers, "conv_transpose2d_as_input_grad", lambda *a: calls.append(a))
+    layer(x)
+    assert calls == []
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layer(x)
+    assert len(calls) == 1 and calls[0][0].dtype == torch.bfloat16
+
+
+def test_conv_transpose_layer_in_bf16_matches_native_bf16_within_tolerance():
+    torch.manual_seed(0)
+    layer = layers.ConvTranspose2d(128, 64, 3, stride=2)  # the CAE 28x28's first
+    native = torch.nn.ConvTranspose2d(128, 64, 3, stride=2)
+    native.load_state_dict(layer.state_dict())
+    x = torch.randn(8, 128, 3, 3)
+    outs, grads = [], []
+    for m in (layer, native):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = m(x)
+        assert y.dtype == torch.bfloat16
+        y.float().square().sum().backward()
+        outs.append(y.float())
+        grads.append(m.weight.grad.clone())
+    torch.testing.assert_close(outs[0], outs[1], rtol=0.02, atol=0.02)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0.05, atol=0.5)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcbench.methods.layers import ConvTranspose2d
+from dcbench.methods.layers import Conv2d, ConvTranspose2d
 from dcbench.registry import Registry
 
 BACKBONES = Registry("backbone")
@@ -105,9 +105,9 @@ class ConvAutoencoder(nn.Module):
         f1, f2, f3 = filters
         side = h // 8
         self.encoder = nn.Sequential(
-            nn.Conv2d(c, f1, 5, stride=2, padding=2), nn.ReLU(),
-            nn.Conv2d(f1, f2, 5, stride=2, padding=2), nn.ReLU(),
-            nn.Conv2d(f2, f3, 3, stride=2, padding=1 if same3 else 0), nn.ReLU(),
+            Conv2d(c, f1, 5, stride=2, padding=2), nn.ReLU(),
+            Conv2d(f1, f2, 5, stride=2, padding=2), nn.ReLU(),
+            Conv2d(f2, f3, 3, stride=2, padding=1 if same3 else 0), nn.ReLU(),
             nn.Flatten(),
             nn.Linear(f3 * side * side, embedding_dim),
         )  # fmt: skip

@@ -1,11 +1,17 @@
-"""Layers shared by the backbones.
+"""Convolution layers with a CPU bf16 fast path, shared by the backbones.
 
-``ConvTranspose2d`` is ``nn.ConvTranspose2d`` (same parameters, state dict and fp32 results),
-except under CPU bf16 autocast: there it computes the same transposed convolution as the input
-gradient of the matching convolution (``conv2d_input``). oneDNN's bf16 deconvolution is slow on
-CPUs without AMX: the CAE's first 128 -> 64 deconvolution took 20 ms forward at batch 256 on
-one thread here, its input-gradient form 3.7 ms, and a whole bf16 CAE 28x28 training step got
-about 1.2x faster (bench/results/speed). fp32 and CUDA take PyTorch's own path unchanged.
+``Conv2d`` and ``ConvTranspose2d`` are PyTorch's (same parameters, state dict and results in
+fp32 and on CUDA), except under CPU bf16 autocast, where oneDNN has slow spots on CPUs without
+AMX (times at batch 256, one thread, on the 2-core machine of bench/results/speed):
+
+- bf16 deconvolution is slow: the CAE's 128 -> 64 deconvolution took 20 ms forward, the same
+  values computed as the input gradient of the matching convolution (``conv2d_input``) 3.7 ms;
+- to a single output channel (the reconstructed image) even that form crawls (4.3 ms for the
+  CAE 16x16's 32 -> 1 layer): a GEMM plus ``fold`` does it in 0.8 ms;
+- channels-last tensors make the convolutions' backward faster (the input gradient of the
+  32 -> 64 5x5 convolution on 8x8 inputs: 2.7 ms instead of 4.8 ms).
+
+Their effect on whole training steps is measured in bench/results/speed (ours bf16 vs fp32).
 """
 
 from __future__ import annotations
@@ -15,13 +21,31 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _single_channel_conv_transpose2d(x, weight, stride, padding, output_hw):
+    """Transposed convolution to one output channel (the image reconstruction) as a GEMM
+    giving each input pixel's k x k patch, summed into place by ``fold`` in fp32.
+
+    oneDNN vectorises over output channels, so with one of them its kernel crawls: the CAE
+    16x16's 32 -> 1 layer took 4.3 ms at batch 256 on one thread, this form 0.8 ms.
+    """
+    n, c, h, w = x.shape
+    kernel = weight.shape[2:]
+    patches = torch.matmul(weight.reshape(c, -1).t(), x.reshape(n, c, h * w))  # n, k*k, h*w
+    summed = patches.to(torch.promote_types(patches.dtype, torch.float32))  # overlaps add in fp32
+    y = F.fold(summed, output_hw, kernel, padding=padding, stride=stride)
+    return y.to(x.dtype)
+
+
 class _ConvTranspose2dAsInputGrad(torch.autograd.Function):
     """y = conv_transpose2d(x, w) + b, written as the input gradient of conv2d(., w)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, output_hw):
-        out_shape = (x.shape[0], weight.shape[1], *output_hw)
-        y = torch.nn.grad.conv2d_input(out_shape, weight, x, stride=stride, padding=padding)
+        if weight.shape[1] == 1:
+            y = _single_channel_conv_transpose2d(x, weight, stride, padding, output_hw)
+        else:
+            out_shape = (x.shape[0], weight.shape[1], *output_hw)
+            y = torch.nn.grad.conv2d_input(out_shape, weight, x, stride=stride, padding=padding)
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.padding, ctx.has_bias = stride, padding, bias is not None
         return y if bias is None else y + bias.view(1, -1, 1, 1)
@@ -52,23 +76,52 @@ def conv_transpose2d_as_input_grad(x, weight, bias, stride, padding, output_padd
     return _ConvTranspose2dAsInputGrad.apply(x, weight, bias, stride, padding, out_hw)
 
 
+CHANNELS_LAST = True
+
+
+def _fast_path_dtype(layer: nn.Module, x: torch.Tensor, output_size=None) -> torch.dtype | None:
+    """The autocast dtype where the CPU fast path applies, None where PyTorch's own path runs."""
+    plain = (
+        x.device.type != "cpu"
+        or not torch.is_autocast_enabled("cpu")
+        or output_size is not None
+        or layer.groups != 1
+        or layer.dilation != (1, 1)
+        or layer.padding_mode != "zeros"
+    )
+    return None if plain else torch.get_autocast_dtype("cpu")
+
+
+def _cast(x: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """Cast to the autocast dtype, 4-d tensors to channels-last (oneDNN's faster bf16 layout)."""
+    if x is None:
+        return None
+    if x.dim() == 4 and CHANNELS_LAST:
+        return x.to(dtype, memory_format=torch.channels_last)
+    return x.to(dtype)
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d``; under CPU bf16 autocast it runs channels-last (see the module docstring)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = _fast_path_dtype(self, x)
+        if dtype is None:
+            return super().forward(x)
+        weight, bias = _cast(self.weight, dtype), _cast(self.bias, dtype)
+        with torch.autocast("cpu", enabled=False):
+            return F.conv2d(_cast(x, dtype), weight, bias, self.stride, self.padding)
+
+
 class ConvTranspose2d(nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` with a fast path for CPU bf16 autocast (see the module docstring)."""
 
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
-        plain = (
-            x.device.type != "cpu"
-            or not torch.is_autocast_enabled("cpu")
-            or output_size is not None
-            or self.groups != 1
-            or self.dilation != (1, 1)
-            or self.padding_mode != "zeros"
-        )
-        if plain:
+        dtype = _fast_path_dtype(self, x, output_size)
+        if dtype is None:
             return super().forward(x, output_size)
-        dtype = torch.get_autocast_dtype("cpu")
-        weight, bias = self.weight.to(dtype), None if self.bias is None else self.bias.to(dtype)
+        weight, bias = _cast(self.weight, dtype), _cast(self.bias, dtype)
         with torch.autocast("cpu", enabled=False):
             return conv_transpose2d_as_input_grad(
-                x.to(dtype), weight, bias, self.stride, self.padding, self.output_padding
+                _cast(x, dtype), weight, bias, self.stride, self.padding, self.output_padding
             )

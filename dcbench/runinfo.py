@@ -27,14 +27,15 @@ def versions() -> dict[str, str]:
 
 @functools.cache
 def git_commit() -> str:
-    """The checkout's commit, with ``-dirty`` if it has uncommitted changes; ``unknown`` outside git."""
+    """The checkout's commit, with ``-dirty`` if its code has uncommitted changes (committed
+    benchmark output under bench/results/ does not count); ``unknown`` outside git."""
     repo = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
             cwd=repo,
             capture_output=True,
             text=True,

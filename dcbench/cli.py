@@ -104,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="random samples in the t-SNE figure (default 1000)",
     )
     p.add_argument("--no-figures", action="store_true", help="write tables only, no figures")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar: one line per finished run instead (for log files)",
+    )
     p.add_argument(
         "--list",
         action="store_true",

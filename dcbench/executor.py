@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, wait
+from datetime import datetime
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -79,7 +80,7 @@ def execute(
                         backend.recover()
                     for record in store_unit(result, unit, store, cache):
                         records.append(record)
-                        _report(bar, record)
+                        _report(bar, record, f"{len(records)}/{len(runs)}")
         finally:
             backend.close()
     return records
@@ -105,11 +106,19 @@ def store_unit(
     return result.records
 
 
-def _report(bar, record: dict[str, Any]) -> None:
+def _report(bar, record: dict[str, Any], count: str) -> None:
     bar.update()
-    if record["status"] == "ok":
-        bar.set_postfix(acc=f"{record['metrics']['acc']:.3f}")
-    else:
-        tqdm.write(
-            f"FAILED {record['method']} / {record['dataset']} / seed {record['seed']}: {record['error']}"
+    run = f"{record['method']} / {record['dataset']} / seed {record['seed']}"
+    if record["status"] != "ok":
+        tqdm.write(f"FAILED {run}: {record['error']}")
+        return
+    metrics = record["metrics"]
+    bar.set_postfix(acc=f"{metrics['acc']:.3f}")
+    if bar.disable:  # no bar (a log file, --no-progress): one line per finished run instead
+        pretrain = None if record.get("pretrain_reused") else record.get("pretrain_seconds")
+        took = f"{record['seconds']:.0f} s" + (
+            f" + {pretrain:.0f} s pretraining" if pretrain else ""
         )
+        stamp = datetime.now().strftime("%H:%M:%S")
+        print(f"{stamp} [{count}] {run}: ACC {metrics['acc']:.4f} "
+              f"NMI {metrics['nmi_geometric']:.4f}, {took}", flush=True)  # fmt: skip

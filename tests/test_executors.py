@@ -247,3 +247,11 @@ def test_kill_9_then_rerun_completes_with_the_uninterrupted_results(tmp_path):
         assert (a["method"], a["seed"], a["metrics"]) == (b["method"], b["seed"], b["metrics"])
         labels = [load_torch(r["model_file"])["labels"] for r in (a, b)]
         np.testing.assert_array_equal(*labels)
+
+
+def test_without_a_progress_bar_each_finished_run_prints_one_line(data, tmp_path, capsys):
+    execute(plan(["kmeans"], seeds=(0, 1)), data, ResultsStore(tmp_path), progress=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert "[1/2] kmeans / tiny / seed 0: ACC" in lines[0]
+    assert "[2/2] kmeans / tiny / seed 1: ACC" in lines[1]

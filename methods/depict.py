@@ -65,7 +65,7 @@ from dcbench.methods.backbones import (
     reconstruction_loss,
     register_backbone,
 )
-from dcbench.methods.layers import ConvTranspose2d
+from dcbench.methods.layers import Conv2d, ConvTranspose2d
 from dcbench.methods.losses import (
     PhaseResult,
     _scores,
@@ -103,8 +103,8 @@ class DepictAutoencoder(nn.Module):
         self.dropout = DROPOUT
         self.encoder = nn.ModuleDict(
             {
-                "conv1": nn.Conv2d(c, f1, 4, stride=2),
-                "conv2": nn.Conv2d(f1, f2, 5, stride=2, padding=2),
+                "conv1": Conv2d(c, f1, 4, stride=2),
+                "conv2": Conv2d(f1, f2, 5, stride=2, padding=2),
                 "fc": nn.Linear(f2 * h2 * w2, embedding_dim),
             }
         )

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import blobs
 from sklearn.metrics import adjusted_rand_score
 
 from dcbench.methods import DeepClusterer, layers, training
 from dcbench.methods import losses as losses_module
+from dcbench.methods.depict import DepictAutoencoder
 from dcbench.metrics import acc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -153,3 +155,24 @@ def test_conv_layers_in_bf16_match_native_bf16_within_tolerance(ours, theirs, kw
     torch.testing.assert_close(outs[0], outs[1], rtol=0.02, atol=0.02)
     scale = grads[1].abs().max().item()
     torch.testing.assert_close(grads[0], grads[1], rtol=0.05, atol=0.02 * scale)
+
+
+def test_depict_network_under_bf16_autocast_tracks_fp32():
+    torch.manual_seed(0)
+    net = DepictAutoencoder((1, 28, 28))
+    x = torch.rand(16, 1, 28, 28)
+    losses, grads = [], []
+    for precision in ("fp32", "bf16"):
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            h1, h2, z = net.features(x, noisy=False)  # clean: no random dropout
+            r2, r1, r0 = net.decode(z)
+            loss = sum(
+                F.mse_loss(a.float(), b.float()) for a, b in ((r0, 2 * x - 1), (r1, h1), (r2, h2))
+            )
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    assert losses[1] == pytest.approx(losses[0], rel=0.02)
+    cosine = F.cosine_similarity(grads[0], grads[1], dim=0).item()
+    assert cosine > 0.99

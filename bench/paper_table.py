@@ -7,6 +7,8 @@ machine two single-thread workers beat one two-thread process), writing into
 ``bench/results/<name>/``. Its units (a pretraining plus the methods sharing it, for one seed)
 run in plan order, so the methods listed first (the CAE ones, the paper's subject) finish
 first. Rerunning the same command resumes: finished runs are skipped.
+On a GPU, ``--device cuda --workers 8`` runs eight single-thread worker processes sharing it,
+so that several seeds train at once.
 Writes ``meta.json`` (machine, versions, date, commit) and ``comparison.md`` (ours vs Table 1,
 with the delta) from whatever records exist, so partial results are labelled as such.
 """
@@ -19,8 +21,11 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+import torch
 
 from dcbench import runinfo
 from dcbench.cli import parse_seeds
@@ -40,7 +45,8 @@ def main() -> int:
     )
     p.add_argument("--datasets", default="usps")
     p.add_argument("--seeds", default="5")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="worker processes (one thread each)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument(
@@ -52,10 +58,13 @@ def main() -> int:
     (out / "logs").mkdir(parents=True, exist_ok=True)
     seeds = parse_seeds(args.seeds)
     groups = [g.strip() for g in args.groups.split(";") if g.strip()]
+    wall = None
     if not args.report_only:
+        start = time.perf_counter()
         code = run_suite(",".join(groups), seeds, args, out)
-        print(f"run_all exited with {code}")
-    write_report(out, args, groups, seeds)
+        wall = time.perf_counter() - start
+        print(f"run_all exited with {code} after {wall:.0f} s")
+    write_report(out, args, groups, seeds, wall)
     return 0
 
 
@@ -64,7 +73,7 @@ def run_suite(methods: str, seeds: list[int], args, out: Path) -> int:
     sharing it) run in plan order, ``--workers`` at a time, one thread each."""
     cmd = [sys.executable, str(REPO / "run_all.py"), "--methods", methods, "--datasets", args.datasets,
            "--seeds", ",".join(map(str, seeds)) + ",", "--out", str(out), "--data-dir", args.data_dir,
-           "--device", "cpu", "--no-progress", "--jobs", str(args.workers), "--threads", "1",
+           "--device", args.device, "--no-progress", "--jobs", str(args.workers), "--threads", "1",
            ]  # fmt: skip
     for o in args.overrides:
         cmd += ["--set", o]
@@ -72,11 +81,15 @@ def run_suite(methods: str, seeds: list[int], args, out: Path) -> int:
         return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO).returncode
 
 
-def write_report(out: Path, args, groups: list[str], seeds: list[int]) -> None:
+def write_report(
+    out: Path, args, groups: list[str], seeds: list[int], wall: float | None = None
+) -> None:
     store = ResultsStore(out)
     frame = store.dataframe()
     expected = sum(len(g.split(",")) for g in groups) * len(args.datasets.split(",")) * len(seeds)
     done = int((frame["status"] == "ok").sum())
+    meta_path = out / "meta.json"
+    previous = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta = {
         "command": " ".join(sys.argv),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -90,8 +103,14 @@ def write_report(out: Path, args, groups: list[str], seeds: list[int]) -> None:
         "runs_failed": int((frame["status"] == "failed").sum()),
         "complete": done == expected,
         "total_seconds_ok_runs": float(frame.loc[frame["status"] == "ok", "seconds"].sum()),
+        # wall time of the last invocation that ran anything (a resumed run counts its own)
+        "last_wall_seconds": wall if wall is not None else previous.get("last_wall_seconds"),
+        "device": args.device if wall is not None else previous.get("device", args.device),
+        "gpu": torch.cuda.get_device_name()
+        if wall is not None and args.device == "cuda"
+        else previous.get("gpu"),
     }
-    atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
+    atomic_write_text(meta_path, json.dumps(meta, indent=1))
     write_tables(out)
     status = "complete" if meta["complete"] else f"PARTIAL: {done} of {expected} runs finished"
     title = f"# {args.name}: ours vs the published numbers ({status})"

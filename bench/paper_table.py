@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from dcbench import runinfo
-from dcbench.cli import parse_seeds
+from dcbench.cli import PAPER_DATASETS, parse_seeds
 from dcbench.fileio import atomic_write_text
 from dcbench.reports.tables import comparison_markdown, write_tables
 from dcbench.store import ResultsStore
@@ -86,7 +86,8 @@ def write_report(
 ) -> None:
     store = ResultsStore(out)
     frame = store.dataframe()
-    expected = sum(len(g.split(",")) for g in groups) * len(args.datasets.split(",")) * len(seeds)
+    datasets = PAPER_DATASETS if args.datasets == "paper" else args.datasets.split(",")
+    expected = sum(len(g.split(",")) for g in groups) * len(datasets) * len(seeds)
     done = int((frame["status"] == "ok").sum())
     meta_path = out / "meta.json"
     previous = json.loads(meta_path.read_text()) if meta_path.exists() else {}

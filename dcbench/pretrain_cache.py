@@ -2,7 +2,8 @@
 
 Every method that shares a backbone reuses the same pretrained weights, in the same run or a
 later one. Pretraining checkpoints after every epoch, so an interruption loses at most the
-epoch in progress. Files carry a checksum and are written atomically: a corrupt or truncated
+epoch in progress; the DEC / IDEC / DCEC clustering phase checkpoints here too (``*.fit.ckpt``,
+at target updates, at most once a minute). Files carry a checksum and are written atomically: a corrupt or truncated
 file is recomputed, never used.
 """
 
@@ -26,7 +27,7 @@ def pretrain_key(dataset: str, n_samples: int, seed: int, config: dict[str, Any]
 
 
 class FileCheckpoint:
-    """Pretraining progress after each epoch (``DeepClusterer.pretrain``'s checkpoint)."""
+    """Progress of a pretraining (after each epoch) or of a clustering phase."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -36,6 +37,9 @@ class FileCheckpoint:
 
     def save(self, state: dict[str, Any]) -> None:
         save_torch(state, self.path)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 class PretrainCache:
@@ -61,6 +65,12 @@ class PretrainCache:
         state = estimator.pretrain(x, checkpoint=checkpoint)
         state["seconds"] = time.perf_counter() - started
         return state
+
+    def fit_checkpoint(self, name: str, config: dict[str, Any], n_samples: int) -> FileCheckpoint:
+        """Where one run's clustering phase saves its progress (``NAME__DIGEST.fit.ckpt``)."""
+        text = json.dumps({"n": n_samples, **config}, sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        return FileCheckpoint(self.directory / f"{name}__{digest}.fit.ckpt")
 
     def discard_checkpoint(self, key: str) -> None:
         (self.directory / f"{key}.ckpt").unlink(missing_ok=True)

@@ -147,7 +147,10 @@ def fit_one(
             pretrained, reused = shared.get(estimator)
             record.update(pretrain_reused=reused, pretrain_seconds=pretrained.get("seconds"))
             start = time.perf_counter()
-            estimator.fit(data.x, data.y, pretrained=pretrained)
+            name = f"{run.method.replace(':', '-')}__{run.dataset}__seed{run.seed}"
+            checkpoint = shared.cache.fit_checkpoint(name, run.config, data.n_samples)
+            estimator.fit(data.x, data.y, pretrained=pretrained, checkpoint=checkpoint)
+            checkpoint.discard()
         else:
             estimator.fit(data.x, data.y)
         record.update(status="ok", metrics=evaluate(data.y, estimator.labels_))

@@ -105,7 +105,8 @@ class KMeansFriendlyClustering:
         c = torch.tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
         return c, torch.tensor(km.labels_, dtype=torch.long, device=x.device)
 
-    def run(self, model: nn.Module, x: torch.Tensor, y=None) -> PhaseResult:
+    def run(self, model: nn.Module, x: torch.Tensor, y=None, checkpoint=None) -> PhaseResult:
+        del checkpoint  # not checkpointed yet: an interrupted phase starts again
         est = self.est
         km = initial_clustering(embed(model, x), est)
         centers = torch.tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)

@@ -44,7 +44,8 @@ PRETRAIN_PARAMS = (
 
 
 class Checkpoint(Protocol):
-    """Where pretraining saves its progress after each epoch (the executor provides a file)."""
+    """Where pretraining (after each epoch) and the clustering phase (at target updates) save
+    their progress; the executor provides a file."""
 
     def load(self) -> dict[str, Any] | None: ...
 
@@ -201,10 +202,18 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------------------
 
-    def fit(self, X, y=None, pretrained: dict[str, Any] | None = None):
+    def fit(
+        self,
+        X,
+        y=None,
+        pretrained: dict[str, Any] | None = None,
+        checkpoint: Checkpoint | None = None,
+    ):
         """Pretrain (unless ``pretrained`` is given, from ``pretrain``), then cluster.
 
-        ``y`` is used only to log ACC/NMI in ``history_``, never for training.
+        ``y`` is used only to log ACC/NMI in ``history_``, never for training. With a
+        ``checkpoint``, the clustering phase resumes from it and saves its progress there
+        (phases that support it: the DEC / IDEC / DCEC one).
         """
         self._validate_params()
         X = validate_images(self, X, reset=True)
@@ -222,7 +231,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         model = self._build(x.shape[1:]).to(device)
         model.load_state_dict(pretrained["model"])
         clock = time.perf_counter()
-        result = phase_cls(self).run(model, x, y)
+        result = phase_cls(self).run(model, x, y, checkpoint=checkpoint)
         clustering_seconds = time.perf_counter() - clock
         self.autoencoder_ = model
         self.labels_ = np.asarray(result.labels)

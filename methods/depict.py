@@ -234,7 +234,8 @@ class SoftmaxClustering:
             steps, ite = steps + 1, ite + 1
         return ({k: (v / steps).item() for k, v in sums.items()} if steps else None), ite
 
-    def run(self, model: nn.Module, x: torch.Tensor, y=None) -> PhaseResult:
+    def run(self, model: nn.Module, x: torch.Tensor, y=None, checkpoint=None) -> PhaseResult:
+        del checkpoint  # not checkpointed yet: an interrupted phase starts again
         est = self.est
         z = embed(model, x, precision=est.precision)
         km = initial_clustering(z, est)

@@ -43,6 +43,7 @@ class PhaseResult:
 
 
 INITS = ("kmeans", "ac-pic")
+CHECKPOINT_SECONDS = 60.0  # a clustering phase saves its progress at most this often
 TARGETS = ("auto", "dec", "depict")
 
 
@@ -107,7 +108,8 @@ class KMeansOnEmbedding:
     def __init__(self, est):
         self.est = est
 
-    def run(self, model: nn.Module, x: torch.Tensor, y=None) -> PhaseResult:
+    def run(self, model: nn.Module, x: torch.Tensor, y=None, checkpoint=None) -> PhaseResult:
+        del checkpoint  # nothing to save: one k-means
         km = initial_clustering(embed(model, x), self.est)
         return PhaseResult(
             km.labels_, km.cluster_centers_, [{"iteration": 0, **_scores(y, km.labels_)}]
@@ -151,14 +153,21 @@ class StudentTClustering:
         mse = F.mse_loss(rec.float(), xb)
         return self.est.gamma * kl + mse, {"kl": kl, "rec": mse}
 
-    def run(self, model: nn.Module, x: torch.Tensor, y=None) -> PhaseResult:
+    def run(self, model: nn.Module, x: torch.Tensor, y=None, checkpoint=None) -> PhaseResult:
+        """With a ``checkpoint``, resumes from its saved state and saves at target updates
+        (at most every ``CHECKPOINT_SECONDS``); a resumed run gives the uninterrupted result."""
         est = self.est
         seconds: dict[str, float] = defaultdict(float)
         clock = time.perf_counter()
-        km = initial_clustering(embed(model, x), est)
-        seconds["kmeans_init"], clock = time.perf_counter() - clock, time.perf_counter()
+        saved = checkpoint.load() if checkpoint is not None else None
+        if saved is None:
+            km = initial_clustering(embed(model, x), est)
+            initial_centers, initial_labels = km.cluster_centers_, km.labels_
+            seconds["kmeans_init"], clock = time.perf_counter() - clock, time.perf_counter()
+        else:
+            initial_centers, initial_labels = saved["centers"], saved["labels_last"]
         centers = nn.Parameter(
-            torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
+            torch.as_tensor(initial_centers, dtype=torch.float32, device=x.device)
         )
         trained = list(model.encoder.parameters()) + [centers]
         if self.reconstruct:
@@ -166,19 +175,41 @@ class StudentTClustering:
         optimizer = make_optimizer(est.optimizer, trained, est.lr, est.momentum)
 
         n, bs = x.shape[0], est.batch_size
-        labels_last = torch.as_tensor(km.labels_, device=x.device)
+        labels_last = torch.as_tensor(initial_labels, device=x.device)
         history: list[dict[str, Any]] = []
         sums: dict[str, torch.Tensor] = {}
         steps_since = 0
         start = 0
+        first = 0
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            history, first, start = saved["history"], saved["iteration"], saved["start"]
+            sums = {k: v.to(x.device) for k, v in saved["sums"].items()}
+            steps_since = saved["steps_since"]
+            seconds.update(saved["seconds"])
+        last_save = time.perf_counter()
         p = None
-        ite = 0
+        ite = first
         model.train()
-        for ite in range(int(est.maxiter)):
+        for ite in range(first, int(est.maxiter)):
             if ite % est.update_interval == 0:
                 # the steps since the last update end here: .item() below waits for them
                 seconds["steps"] += time.perf_counter() - clock
                 clock = time.perf_counter()
+                if checkpoint is not None and ite > first:
+                    if time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
+                        checkpoint.save({
+                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "centers": centers.detach().cpu().numpy(),
+                            "labels_last": labels_last.cpu().numpy(), "history": history,
+                            "iteration": ite, "start": start, "steps_since": steps_since,
+                            "sums": {k: v.cpu() for k, v in sums.items()},
+                            "seconds": dict(seconds),
+                        })  # fmt: skip
+                        last_save = time.perf_counter()
+                    seconds["checkpoints"] += time.perf_counter() - clock
+                    clock = time.perf_counter()
                 q = soft_assign(
                     embed(model, x, precision=est.precision), centers.detach(), est.alpha
                 )

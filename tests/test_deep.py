@@ -255,3 +255,40 @@ def test_fit_reports_where_its_time_went():
     parts = est.seconds_
     assert {"pretrain", "kmeans_init", "target_updates", "steps"} <= set(parts)
     assert all(v >= 0 for v in parts.values()) and parts["pretrain"] > 0
+
+
+@pytest.mark.parametrize("loss", ["kl", "kl+rec"])
+def test_an_interrupted_clustering_phase_resumes_to_the_uninterrupted_result(
+    loss, tmp_path, monkeypatch
+):
+    from dcbench.pretrain_cache import FileCheckpoint
+
+    x, y = blobs(n_per_cluster=40, n_clusters=3, shape=(1, 8, 8))
+    params = dict(backbone="cae", loss=loss, n_clusters=3, random_state=0)
+    params.update(FAST, maxiter=60, tol=0.0)
+    pretrained = DeepClusterer(**params).pretrain(x)
+    uninterrupted = DeepClusterer(**params).fit(x, y, pretrained=pretrained)
+
+    monkeypatch.setattr(losses_module, "CHECKPOINT_SECONDS", 0.0)  # save at every update
+    steps = []
+    batch_loss = losses_module.StudentTClustering.batch_loss
+
+    def interrupted_at_step_35(self, *args):
+        steps.append(1)
+        if len(steps) == 35:
+            raise RuntimeError("interrupted")
+        return batch_loss(self, *args)
+
+    checkpoint = FileCheckpoint(tmp_path / "phase.fit.ckpt")
+    with monkeypatch.context() as m:
+        m.setattr(losses_module.StudentTClustering, "batch_loss", interrupted_at_step_35)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            DeepClusterer(**params).fit(x, y, pretrained=pretrained, checkpoint=checkpoint)
+    assert checkpoint.load()["iteration"] == 30  # the last target update before step 35
+
+    resumed = DeepClusterer(**params).fit(x, y, pretrained=pretrained, checkpoint=checkpoint)
+    np.testing.assert_array_equal(resumed.labels_, uninterrupted.labels_)
+    np.testing.assert_array_equal(resumed.cluster_centers_, uninterrupted.cluster_centers_)
+    assert resumed.history_["clustering"] == uninterrupted.history_["clustering"]
+    for key, value in uninterrupted.autoencoder_.state_dict().items():
+        assert torch.equal(resumed.autoencoder_.state_dict()[key], value), key

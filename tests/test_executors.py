@@ -22,6 +22,7 @@ from dcbench.executor import execute
 from dcbench.fileio import load_torch
 from dcbench.methods import METHODS
 from dcbench.plan import make_plan
+from dcbench.pretrain_cache import FileCheckpoint
 from dcbench.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,3 +256,21 @@ def test_without_a_progress_bar_each_finished_run_prints_one_line(data, tmp_path
     assert len(lines) == 2
     assert "[1/2] kmeans / tiny / seed 0: ACC" in lines[0]
     assert "[2/2] kmeans / tiny / seed 1: ACC" in lines[1]
+
+
+def test_a_finished_run_leaves_no_clustering_checkpoint(data, tmp_path, monkeypatch):
+    from dcbench.methods import losses as losses_module
+
+    monkeypatch.setattr(losses_module, "CHECKPOINT_SECONDS", 0.0)  # save at every update
+    saved, save = [], FileCheckpoint.save
+
+    def recorded_save(self, state):
+        saved.append(self.path)
+        save(self, state)
+
+    monkeypatch.setattr(FileCheckpoint, "save", recorded_save)
+    records = execute(plan(["dcec"], seeds=(0,)), data, ResultsStore(tmp_path), progress=False)
+    assert records[0]["status"] == "ok"
+    phase_files = {p for p in saved if p.name.endswith(".fit.ckpt")}
+    assert phase_files  # the phase did checkpoint, in the output's pretrained/ folder
+    assert all(p.parent == tmp_path / "pretrained" and not p.exists() for p in phase_files)

@@ -2,8 +2,8 @@
 
 Every method that shares a backbone reuses the same pretrained weights, in the same run or a
 later one. Pretraining checkpoints after every epoch, so an interruption loses at most the
-epoch in progress; the DEC / IDEC / DCEC clustering phase checkpoints here too (``*.fit.ckpt``,
-at target updates, at most once a minute). Files carry a checksum and are written atomically: a corrupt or truncated
+epoch in progress; the clustering phases of DEC / IDEC / DCEC and DEPICT checkpoint here too
+(``*.fit.ckpt``, at most once a minute). Files carry a checksum and are written atomically: a corrupt or truncated
 file is recomputed, never used.
 """
 

@@ -213,7 +213,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
 
         ``y`` is used only to log ACC/NMI in ``history_``, never for training. With a
         ``checkpoint``, the clustering phase resumes from it and saves its progress there
-        (phases that support it: the DEC / IDEC / DCEC one).
+        (phases that support it: DEC / IDEC / DCEC's and DEPICT's).
         """
         self._validate_params()
         X = validate_images(self, X, reset=True)

@@ -75,7 +75,14 @@ from dcbench.methods.losses import (
 )
 from dcbench.methods.registry import register_method
 from dcbench.methods.table1 import DIGITS_PRETRAIN, deep_method
-from dcbench.methods.training import autocast, embed, make_optimizer
+from dcbench.methods.training import (
+    PhaseCheckpoint,
+    autocast,
+    embed,
+    make_optimizer,
+    rng_state,
+    set_rng_state,
+)
 from dcbench.metrics import nmi_geometric
 
 LEAK = 0.01  # LeakyRectify(0.01)
@@ -235,35 +242,71 @@ class SoftmaxClustering:
         return ({k: (v / steps).item() for k, v in sums.items()} if steps else None), ite
 
     def run(self, model: nn.Module, x: torch.Tensor, y=None, checkpoint=None) -> PhaseResult:
-        del checkpoint  # not checkpointed yet: an interrupted phase starts again
+        """With a ``checkpoint``, resumes from its saved epoch and saves after epochs (at most
+        every ``CHECKPOINT_SECONDS``); a resumed run gives the uninterrupted result."""
         est = self.est
-        z = embed(model, x, precision=est.precision)
-        km = initial_clustering(z, est)
-        head = nn.Linear(z.shape[1], est.n_clusters).to(x.device)
-        with torch.no_grad():
-            c = torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
-            head.weight.copy_(c / c.norm(dim=1, keepdim=True))
-            head.bias.zero_()
+        checkpoint = PhaseCheckpoint(checkpoint)
+        saved = checkpoint.load()
         generator = torch.Generator().manual_seed(est._seed)
-        history: list[dict[str, Any]] = [{"iteration": 0, **_scores(y, km.labels_)}]
-        ite, last = self._init_stage(model, head, x, km.labels_, generator, history, y)
-        ite = self._main_stage(model, head, x, generator, history, y, ite, last)
+        if saved is None:
+            z = embed(model, x, precision=est.precision)
+            km = initial_clustering(z, est)
+            head = nn.Linear(z.shape[1], est.n_clusters).to(x.device)
+            with torch.no_grad():
+                c = torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
+                head.weight.copy_(c / c.norm(dim=1, keepdim=True))
+                head.bias.zero_()
+            history: list[dict[str, Any]] = [{"iteration": 0, **_scores(y, km.labels_)}]
+            km_labels = km.labels_
+        else:
+            head = nn.Linear(*saved["head"]["weight"].shape[::-1]).to(x.device)
+            history, km_labels = saved["history"], saved["km_labels"]
+            model.load_state_dict(saved["model"])
+            head.load_state_dict(saved["head"])
+            generator.set_state(saved["generator"])
+            set_rng_state(saved["rng"], x.device)
+        stage = (saved or {}).get("stage", "init")
+        if stage == "init":
+            ite, last = self._init_stage(
+                model, head, x, km_labels, generator, history, y, checkpoint, saved
+            )
+            saved = None
+        else:
+            ite, last = saved["iteration"], None
+        ite = self._main_stage(
+            model, head, x, generator, history, y, ite, last, km_labels, checkpoint, saved
+        )
         labels = self.clean_probs(model, head, x).argmax(dim=1)
         centers = torch.cat([head.weight, head.bias[:, None]], dim=1).detach()
         return PhaseResult(labels.cpu().numpy(), centers.cpu().numpy(), history, n_iter=ite)
 
-    def _init_stage(self, model, head, x, km_labels, generator, history, y):
+    @staticmethod
+    def _snapshot(stage, model, head, optimizer, generator, x, history, km_labels, **rest):
+        """What a checkpoint holds: everything the rest of the phase depends on."""
+        return {
+            "stage": stage, "model": model.state_dict(), "head": head.state_dict(),
+            "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+            "rng": rng_state(x.device), "history": history, "km_labels": km_labels, **rest,
+        }  # fmt: skip
+
+    def _init_stage(self, model, head, x, km_labels, generator, history, y, checkpoint, saved):
         """The code's initialization: fit the head (and network) to the k-means labels.
         Returns the iterations done and the last labels logged."""
         est = self.est
         targets = torch.as_tensor(km_labels, dtype=torch.long, device=x.device)
         params = [*model.parameters(), *head.parameters()]
         optimizer = make_optimizer(est.optimizer, params, est.lr, est.momentum)
-        last = self.clean_probs(model, head, x).argmax(dim=1)
-        best, since = nmi_geometric(km_labels, last.cpu().numpy()), 0
-        best_state = copy.deepcopy((model.state_dict(), head.state_dict()))
-        ite = 0
-        for _ in range(INIT_MAX_EPOCHS):
+        if saved is None:
+            last = self.clean_probs(model, head, x).argmax(dim=1)
+            best, since = nmi_geometric(km_labels, last.cpu().numpy()), 0
+            best_state = copy.deepcopy((model.state_dict(), head.state_dict()))
+            ite, first_epoch = 0, 0
+        else:
+            optimizer.load_state_dict(saved["optimizer"])
+            last = torch.as_tensor(saved["last"], device=x.device)
+            best, since, best_state = saved["best"], saved["since"], saved["best_state"]
+            ite, first_epoch = saved["iteration"], saved["epoch"] + 1
+        for epoch in range(first_epoch, INIT_MAX_EPOCHS):
             means, ite = self._epoch(
                 model, head, optimizer, x, generator, ite,
                 lambda logits, idx: F.cross_entropy(logits, targets[idx]),
@@ -283,21 +326,34 @@ class SoftmaxClustering:
                 since += 1
             if since > INIT_PATIENCE:
                 break
+            if checkpoint.due():
+                checkpoint.save(self._snapshot(
+                    "init", model, head, optimizer, generator, x, history, km_labels,
+                    iteration=ite, epoch=epoch, last=last.cpu(), best=best, since=since,
+                    best_state=best_state,
+                ))  # fmt: skip
         model.load_state_dict(best_state[0])  # the weights that agreed best with k-means
         head.load_state_dict(best_state[1])
         return ite, last
 
-    def _main_stage(self, model, head, x, generator, history, y, ite: int, last) -> int:
+    def _main_stage(
+        self, model, head, x, generator, history, y, ite, last, km_labels, checkpoint, saved
+    ) -> int:
         """Targets with the frequency prior, one per epoch; KL on the noisy pathway + rec.
         The history logs the clean predictions' labels (the model's labels, as for DEC)."""
         est = self.est
         params = [*model.parameters(), *head.parameters()]
         optimizer = make_optimizer(est.optimizer, params, est.lr, est.momentum)
-        q = self.clean_probs(model, head, x).clone()
-        p = make_target(q, est.target, default="depict")
-        labels_last = q.argmax(dim=1)  # the init stage's best weights may differ from its last
-        entry = {"iteration": ite, "delta_label": (labels_last != last).float().mean().item()}
-        history.append({**entry, **_scores(y, labels_last.cpu().numpy())})
+        if saved is None:
+            q = self.clean_probs(model, head, x).clone()
+            p = make_target(q, est.target, default="depict")
+            labels_last = q.argmax(dim=1)  # the init stage's best weights may differ from its last
+            entry = {"iteration": ite, "delta_label": (labels_last != last).float().mean().item()}
+            history.append({**entry, **_scores(y, labels_last.cpu().numpy())})
+        else:
+            optimizer.load_state_dict(saved["optimizer"])
+            q, p = saved["q"].to(x.device), saved["p"].to(x.device)
+            labels_last = q.argmax(dim=1)
 
         def store_q(idx):  # the code's y_prob[idx] update, right after the batch's step
             q[idx] = self.clean_probs(model, head, x[idx])
@@ -317,6 +373,11 @@ class SoftmaxClustering:
             p, labels_last = p_new, labels
             if change < TARGET_TOL:
                 break
+            if checkpoint.due():
+                checkpoint.save(self._snapshot(
+                    "main", model, head, optimizer, generator, x, history, km_labels,
+                    iteration=ite, q=q.cpu(), p=p.cpu(),
+                ))  # fmt: skip
         return ite
 
 

@@ -22,7 +22,13 @@ from sklearn.cluster import KMeans
 from torch import nn
 
 from dcbench.methods.acpic import PathIntegralClustering
-from dcbench.methods.training import autocast, check_finite, embed, make_optimizer
+from dcbench.methods.training import (
+    PhaseCheckpoint,
+    autocast,
+    check_finite,
+    embed,
+    make_optimizer,
+)
 from dcbench.metrics import acc, nmi_geometric
 from dcbench.registry import Registry
 
@@ -43,7 +49,6 @@ class PhaseResult:
 
 
 INITS = ("kmeans", "ac-pic")
-CHECKPOINT_SECONDS = 60.0  # a clustering phase saves its progress at most this often
 TARGETS = ("auto", "dec", "depict")
 
 
@@ -159,7 +164,8 @@ class StudentTClustering:
         est = self.est
         seconds: dict[str, float] = defaultdict(float)
         clock = time.perf_counter()
-        saved = checkpoint.load() if checkpoint is not None else None
+        checkpoint = PhaseCheckpoint(checkpoint)
+        saved = checkpoint.load()
         if saved is None:
             km = initial_clustering(embed(model, x), est)
             initial_centers, initial_labels = km.cluster_centers_, km.labels_
@@ -188,7 +194,6 @@ class StudentTClustering:
             sums = {k: v.to(x.device) for k, v in saved["sums"].items()}
             steps_since = saved["steps_since"]
             seconds.update(saved["seconds"])
-        last_save = time.perf_counter()
         p = None
         ite = first
         model.train()
@@ -197,17 +202,14 @@ class StudentTClustering:
                 # the steps since the last update end here: .item() below waits for them
                 seconds["steps"] += time.perf_counter() - clock
                 clock = time.perf_counter()
-                if checkpoint is not None and ite > first:
-                    if time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
-                        checkpoint.save({
-                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "centers": centers.detach().cpu().numpy(),
-                            "labels_last": labels_last.cpu().numpy(), "history": history,
-                            "iteration": ite, "start": start, "steps_since": steps_since,
-                            "sums": {k: v.cpu() for k, v in sums.items()},
-                            "seconds": dict(seconds),
-                        })  # fmt: skip
-                        last_save = time.perf_counter()
+                if ite > first and checkpoint.due():
+                    checkpoint.save({
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "centers": centers.detach().cpu().numpy(),
+                        "labels_last": labels_last.cpu().numpy(), "history": history,
+                        "iteration": ite, "start": start, "steps_since": steps_since,
+                        "sums": {k: v.cpu() for k, v in sums.items()}, "seconds": dict(seconds),
+                    })  # fmt: skip
                     seconds["checkpoints"] += time.perf_counter() - clock
                     clock = time.perf_counter()
                 q = soft_assign(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 
 import numpy as np
 import torch
@@ -84,3 +85,39 @@ def check_finite(losses: dict[str, float], where: str, hint: str) -> None:
     if bad:
         terms = ", ".join(f"{k}={v}" for k, v in bad.items())
         raise TrainingDiverged(f"loss diverged at {where} ({terms}); try a smaller {hint}")
+
+
+CHECKPOINT_SECONDS = 60.0  # a clustering phase saves its progress at most this often
+
+
+class PhaseCheckpoint:
+    """A clustering phase's checkpoint (or none), saved at most every ``CHECKPOINT_SECONDS``."""
+
+    def __init__(self, checkpoint):
+        self.checkpoint = checkpoint
+        self.last_save = time.perf_counter()
+
+    def load(self) -> dict | None:
+        return self.checkpoint.load() if self.checkpoint is not None else None
+
+    def due(self) -> bool:
+        elapsed = time.perf_counter() - self.last_save
+        return self.checkpoint is not None and elapsed >= CHECKPOINT_SECONDS
+
+    def save(self, state: dict) -> None:
+        self.checkpoint.save(state)
+        self.last_save = time.perf_counter()
+
+
+def rng_state(device: torch.device) -> dict:
+    """The global RNG states a phase's dropout draws from (CPU, and the device's on CUDA)."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import blobs
 
-from dcbench.methods import BACKBONES, METHODS, DeepClusterer
+from dcbench.methods import BACKBONES, METHODS, DeepClusterer, training
 from dcbench.methods import losses as losses_module
 from dcbench.methods.losses import soft_assign, target_distribution
 from dcbench.metrics import acc
@@ -269,7 +269,7 @@ def test_an_interrupted_clustering_phase_resumes_to_the_uninterrupted_result(
     pretrained = DeepClusterer(**params).pretrain(x)
     uninterrupted = DeepClusterer(**params).fit(x, y, pretrained=pretrained)
 
-    monkeypatch.setattr(losses_module, "CHECKPOINT_SECONDS", 0.0)  # save at every update
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # save at every update
     steps = []
     batch_loss = losses_module.StudentTClustering.batch_loss
 

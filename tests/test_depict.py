@@ -215,3 +215,43 @@ def test_dcn_and_depict_run_from_run_all_into_tables_tsne_and_curves(tmp_path):
     for method in ("dcn", "depict"):
         record = json.loads((tmp_path / "records" / f"{method}__digits__seed0.json").read_text())
         assert record["status"] == "ok" and record["history"]["clustering"]
+
+
+@pytest.mark.parametrize(
+    "stop_at_step, saved_stage, saved_iteration", [(10, "init", 8), (50, "main", 48)]
+)
+def test_an_interrupted_depict_phase_resumes_to_the_uninterrupted_result(
+    stop_at_step, saved_stage, saved_iteration, tmp_path, monkeypatch
+):
+    from dcbench.methods import training
+    from dcbench.pretrain_cache import FileCheckpoint
+
+    x, y = blobs(n_per_cluster=40, n_clusters=3, shape=(1, 8, 8))  # 4 batches an epoch
+    params = dict(backbone="depict-cae", loss="softmax-kl+rec", n_clusters=3, random_state=0)
+    params.update(FAST, maxiter=60)  # init stage: iterations 0-24, then the main stage
+    pretrained = DeepClusterer(**params).pretrain(x)
+    uninterrupted = DeepClusterer(**params).fit(x, y, pretrained=pretrained)
+
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # save after every epoch
+    steps, step = [], SoftmaxClustering._step
+
+    def interrupted(self, *args):
+        steps.append(1)
+        if len(steps) == stop_at_step:
+            raise RuntimeError("interrupted")
+        return step(self, *args)
+
+    checkpoint = FileCheckpoint(tmp_path / "phase.fit.ckpt")
+    with monkeypatch.context() as m:
+        m.setattr(SoftmaxClustering, "_step", interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            DeepClusterer(**params).fit(x, y, pretrained=pretrained, checkpoint=checkpoint)
+    saved = checkpoint.load()
+    assert (saved["stage"], saved["iteration"]) == (saved_stage, saved_iteration)
+
+    resumed = DeepClusterer(**params).fit(x, y, pretrained=pretrained, checkpoint=checkpoint)
+    np.testing.assert_array_equal(resumed.labels_, uninterrupted.labels_)
+    np.testing.assert_array_equal(resumed.cluster_centers_, uninterrupted.cluster_centers_)
+    assert resumed.history_["clustering"] == uninterrupted.history_["clustering"]
+    for key, value in uninterrupted.autoencoder_.state_dict().items():
+        assert torch.equal(resumed.autoencoder_.state_dict()[key], value), key

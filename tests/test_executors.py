@@ -259,9 +259,9 @@ def test_without_a_progress_bar_each_finished_run_prints_one_line(data, tmp_path
 
 
 def test_a_finished_run_leaves_no_clustering_checkpoint(data, tmp_path, monkeypatch):
-    from dcbench.methods import losses as losses_module
+    from dcbench.methods import training
 
-    monkeypatch.setattr(losses_module, "CHECKPOINT_SECONDS", 0.0)  # save at every update
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # save at every update
     saved, save = [], FileCheckpoint.save
 
     def recorded_save(self, state):

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED_DATA = Path(
     os.environ.get("DCBENCH_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -36,6 +37,15 @@ def blobs(n_per_cluster=40, n_clusters=3, shape=(1, 4, 4), spread=0.05, seed=0):
     y = np.repeat(np.arange(n_clusters), n_per_cluster)
     x = centers[y] + spread * rng.standard_normal((y.size, dim))
     return x.reshape(-1, *shape).astype(np.float32), y
+
+
+def assert_same_fit(a, b) -> None:
+    """Two fitted deep estimators agree exactly: labels, centers, history and weights."""
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert a.history_["clustering"] == b.history_["clustering"]
+    for key, value in b.autoencoder_.state_dict().items():
+        assert torch.equal(a.autoencoder_.state_dict()[key], value), key
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import blobs
+from conftest import assert_same_fit, blobs
 
 from dcbench.methods import BACKBONES, METHODS, DeepClusterer, training
 from dcbench.methods import losses as losses_module
@@ -287,8 +287,4 @@ def test_an_interrupted_clustering_phase_resumes_to_the_uninterrupted_result(
     assert checkpoint.load()["iteration"] == 30  # the last target update before step 35
 
     resumed = DeepClusterer(**params).fit(x, y, pretrained=pretrained, checkpoint=checkpoint)
-    np.testing.assert_array_equal(resumed.labels_, uninterrupted.labels_)
-    np.testing.assert_array_equal(resumed.cluster_centers_, uninterrupted.cluster_centers_)
-    assert resumed.history_["clustering"] == uninterrupted.history_["clustering"]
-    for key, value in uninterrupted.autoencoder_.state_dict().items():
-        assert torch.equal(resumed.autoencoder_.state_dict()[key], value), key
+    assert_same_fit(resumed, uninterrupted)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import blobs
+from conftest import assert_same_fit, blobs
 
 from dcbench.methods import BACKBONES, LOSSES, METHODS, DeepClusterer
 from dcbench.methods import depict as depict_module
@@ -250,8 +250,4 @@ def test_an_interrupted_depict_phase_resumes_to_the_uninterrupted_result(
     assert (saved["stage"], saved["iteration"]) == (saved_stage, saved_iteration)
 
     resumed = DeepClusterer(**params).fit(x, y, pretrained=pretrained, checkpoint=checkpoint)
-    np.testing.assert_array_equal(resumed.labels_, uninterrupted.labels_)
-    np.testing.assert_array_equal(resumed.cluster_centers_, uninterrupted.cluster_centers_)
-    assert resumed.history_["clustering"] == uninterrupted.history_["clustering"]
-    for key, value in uninterrupted.autoencoder_.state_dict().items():
-        assert torch.equal(resumed.autoencoder_.state_dict()[key], value), key
+    assert_same_fit(resumed, uninterrupted)

@@ -38,7 +38,9 @@ def cluster(model, x, n_clusters, iterations, update_interval=140, batch_size=25
             return torch.cat([model(xb.to(device))[0] for (xb,) in full])
 
     km = KMeans(n_clusters, n_init=1, random_state=0).fit(embed_all().cpu().numpy())
-    centers = torch.nn.Parameter(torch.tensor(km.cluster_centers_, dtype=torch.float32))
+    centers = torch.nn.Parameter(
+        torch.tensor(km.cluster_centers_, dtype=torch.float32, device=device)
+    )
     optimizer = torch.optim.Adam([*model.parameters(), centers], lr=1e-3)
     batches = DataLoader(TensorDataset(x, torch.arange(len(x))), batch_size=batch_size)
     step = 0

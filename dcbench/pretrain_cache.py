@@ -3,8 +3,8 @@
 Every method that shares a backbone reuses the same pretrained weights, in the same run or a
 later one. Pretraining checkpoints after every epoch, so an interruption loses at most the
 epoch in progress; the clustering phases of DEC / IDEC / DCEC and DEPICT checkpoint here too
-(``*.fit.ckpt``, at most once a minute). Files carry a checksum and are written atomically: a corrupt or truncated
-file is recomputed, never used.
+(``*.fit.ckpt``, at most once a minute). Files carry a checksum and are written atomically: a
+corrupt or truncated file is recomputed, never used.
 """
 
 from __future__ import annotations
@@ -19,10 +19,14 @@ from typing import Any
 from dcbench.fileio import load_torch, save_torch
 
 
+def _digest(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def pretrain_key(dataset: str, n_samples: int, seed: int, config: dict[str, Any]) -> str:
     """File stem naming one pretrained autoencoder: backbone, dataset, seed and a config digest."""
-    text = json.dumps({"dataset": dataset, "n": n_samples, "seed": seed, **config}, sort_keys=True)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    digest = _digest({"dataset": dataset, "n": n_samples, "seed": seed, **config})
     return f"{config['backbone']}__{dataset}__seed{seed}__{digest}"
 
 
@@ -61,16 +65,17 @@ class PretrainCache:
     def pretrain(self, estimator, x, key: str) -> dict[str, Any]:
         """Pretrain (resuming from ``KEY.ckpt`` if an earlier attempt was interrupted)."""
         started = time.perf_counter()
-        checkpoint = FileCheckpoint(self.directory / f"{key}.ckpt")
-        state = estimator.pretrain(x, checkpoint=checkpoint)
+        state = estimator.pretrain(x, checkpoint=self._pretrain_checkpoint(key))
         state["seconds"] = time.perf_counter() - started
         return state
 
     def fit_checkpoint(self, name: str, config: dict[str, Any], n_samples: int) -> FileCheckpoint:
         """Where one run's clustering phase saves its progress (``NAME__DIGEST.fit.ckpt``)."""
-        text = json.dumps({"n": n_samples, **config}, sort_keys=True, default=str)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        digest = _digest({"n": n_samples, **config})
         return FileCheckpoint(self.directory / f"{name}__{digest}.fit.ckpt")
 
     def discard_checkpoint(self, key: str) -> None:
-        (self.directory / f"{key}.ckpt").unlink(missing_ok=True)
+        self._pretrain_checkpoint(key).discard()
+
+    def _pretrain_checkpoint(self, key: str) -> FileCheckpoint:
+        return FileCheckpoint(self.directory / f"{key}.ckpt")

@@ -44,8 +44,8 @@ PRETRAIN_PARAMS = (
 
 
 class Checkpoint(Protocol):
-    """Where pretraining (after each epoch) and the clustering phase (at target updates) save
-    their progress; the executor provides a file."""
+    """Where pretraining (after each epoch) and the clustering phase (as it goes) save their
+    progress; the executor provides a file."""
 
     def load(self) -> dict[str, Any] | None: ...
 

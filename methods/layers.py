@@ -79,9 +79,6 @@ def conv_transpose2d_as_input_grad(x, weight, bias, stride, padding, output_padd
     return _ConvTranspose2dAsInputGrad.apply(x, weight, bias, stride, padding, out_hw)
 
 
-CHANNELS_LAST = True
-
-
 def _fast_path_dtype(layer: nn.Module, x: torch.Tensor, output_size=None) -> torch.dtype | None:
     """The autocast dtype where the CPU fast path applies, None where PyTorch's own path runs."""
     plain = (
@@ -99,7 +96,7 @@ def _cast(x: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """Cast to the autocast dtype, 4-d tensors to channels-last (oneDNN's faster bf16 layout)."""
     if x is None:
         return None
-    if x.dim() == 4 and CHANNELS_LAST:
+    if x.dim() == 4:
         return x.to(dtype, memory_format=torch.channels_last)
     return x.to(dtype)
 

@@ -63,10 +63,12 @@ class PretrainCache:
         return self.path(key)
 
     def pretrain(self, estimator, x, key: str) -> dict[str, Any]:
-        """Pretrain (resuming from ``KEY.ckpt`` if an earlier attempt was interrupted)."""
+        """Pretrain (resuming from ``KEY.ckpt`` if an earlier attempt was interrupted). The
+        state's ``seconds`` is the whole cost: this call plus the epochs of earlier attempts."""
         started = time.perf_counter()
         state = estimator.pretrain(x, checkpoint=self._pretrain_checkpoint(key))
-        state["seconds"] = time.perf_counter() - started
+        earlier = state["history"][: state.get("resumed_epochs", 0)]
+        state["seconds"] = time.perf_counter() - started + sum(h["seconds"] for h in earlier)
         return state
 
     def fit_checkpoint(self, name: str, config: dict[str, Any], n_samples: int) -> FileCheckpoint:

@@ -194,6 +194,8 @@ class StudentTClustering:
             sums = {k: v.to(x.device) for k, v in saved["sums"].items()}
             steps_since = saved["steps_since"]
             seconds.update(saved["seconds"])
+            seconds["checkpoints"] += time.perf_counter() - clock  # loading it, not a step
+            clock = time.perf_counter()
         p = None
         ite = first
         model.train()

@@ -109,3 +109,31 @@ def test_record_keeps_history_and_the_fitted_model(tmp_path, tiny_data):
     )  # no steps before the first update
     fitted = load_torch(record["model_file"])
     assert fitted["labels"].shape == (60,) and "encoder.0.weight" in fitted["model"]
+
+
+def test_a_resumed_pretraining_counts_the_earlier_attempts_time(tmp_path, tiny_data):
+    from dcbench.fileio import save_torch
+    from dcbench.pretrain_cache import PretrainCache
+
+    est = DeepClusterer(backbone="cae", random_state=0, **{**TINY, "pretrain_epochs": 3})
+    cache = PretrainCache(tmp_path)
+    key = "cae__tiny__seed0__test"
+    ckpt = tmp_path / f"{key}.ckpt"
+
+    class Interrupting:
+        def load(self):
+            return None
+
+        def save(self, state):
+            save_torch(state, ckpt)
+            raise KeyboardInterrupt  # the first attempt dies after epoch 1
+
+    with pytest.raises(KeyboardInterrupt):
+        est.pretrain(tiny_data["tiny"].x, checkpoint=Interrupting())
+    saved = load_torch(ckpt)
+    saved["history"][0]["seconds"] = 100.0  # pretend epoch 1 took 100 s
+    save_torch(saved, ckpt)
+
+    state = cache.pretrain(est, tiny_data["tiny"].x, key)
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3] and state["resumed_epochs"] == 1
+    assert 100.0 < state["seconds"] < 100.0 + 60

@@ -31,16 +31,26 @@ def pretrain_key(dataset: str, n_samples: int, seed: int, config: dict[str, Any]
 
 
 class FileCheckpoint:
-    """Progress of a pretraining (after each epoch) or of a clustering phase."""
+    """Progress of a pretraining (after each epoch) or of a clustering phase. It also keeps the
+    wall time spent up to each save, so that a resumed job's timing counts its earlier attempts
+    (``earlier_seconds``: up to the last save of those, the time since it is lost with them)."""
+
+    _WALL = "_checkpoint_wall_seconds"
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.started = time.perf_counter()
+        self.earlier_seconds = 0.0
 
     def load(self) -> dict[str, Any] | None:
-        return load_torch(self.path)
+        state = load_torch(self.path)
+        if state is not None:
+            self.earlier_seconds = float(state.pop(self._WALL, 0.0))
+        return state
 
     def save(self, state: dict[str, Any]) -> None:
-        save_torch(state, self.path)
+        wall = self.earlier_seconds + time.perf_counter() - self.started
+        save_torch({**state, self._WALL: wall}, self.path)
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -64,11 +74,11 @@ class PretrainCache:
 
     def pretrain(self, estimator, x, key: str) -> dict[str, Any]:
         """Pretrain (resuming from ``KEY.ckpt`` if an earlier attempt was interrupted). The
-        state's ``seconds`` is the whole cost: this call plus the epochs of earlier attempts."""
+        state's ``seconds`` is the whole cost: this call plus the earlier attempts."""
         started = time.perf_counter()
-        state = estimator.pretrain(x, checkpoint=self._pretrain_checkpoint(key))
-        earlier = state["history"][: state.get("resumed_epochs", 0)]
-        state["seconds"] = time.perf_counter() - started + sum(h["seconds"] for h in earlier)
+        checkpoint = self._pretrain_checkpoint(key)
+        state = estimator.pretrain(x, checkpoint=checkpoint)
+        state["seconds"] = time.perf_counter() - started + checkpoint.earlier_seconds
         return state
 
     def fit_checkpoint(self, name: str, config: dict[str, Any], n_samples: int) -> FileCheckpoint:

@@ -136,6 +136,7 @@ def fit_one(
         "started_at": _now(),
     }
     fitted = None
+    checkpoint = None
     start = time.perf_counter()
     try:
         config = dict(run.config)
@@ -166,6 +167,10 @@ def fit_one(
             traceback=traceback.format_exc(),
         )
     record["seconds"] = time.perf_counter() - start
+    if checkpoint is not None and checkpoint.earlier_seconds:
+        # resumed: the earlier attempts' time (up to their last checkpoint) counts too
+        record["seconds"] += checkpoint.earlier_seconds
+        record["resumed_after_seconds"] = checkpoint.earlier_seconds
     record["finished_at"] = _now()
     return record, fitted
 

@@ -163,14 +163,12 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             self.pretrain_optimizer, model.parameters(), self.pretrain_lr, self.pretrain_momentum
         )
         history: list[dict[str, Any]] = []
-        resumed_epochs = 0
         saved = checkpoint.load() if checkpoint else None
         if saved:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             generator.set_state(saved["generator"])
             history = saved["history"]
-        resumed_epochs = len(history)
         n, bs = x.shape[0], self.pretrain_batch_size
         model.train()
         for epoch in range(len(history), self.pretrain_epochs):
@@ -200,7 +198,6 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         return {
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "history": history,
-            "resumed_epochs": resumed_epochs,
         }
 
     # -- fitting ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dcbench.backends import InProcess, LocalProcesses
 from dcbench.cli import main
 from dcbench.datasets import ImageDataset
 from dcbench.executor import execute
-from dcbench.fileio import load_torch
+from dcbench.fileio import load_torch, save_torch
 from dcbench.methods import METHODS
 from dcbench.plan import make_plan
 from dcbench.pretrain_cache import FileCheckpoint
@@ -274,3 +274,28 @@ def test_a_finished_run_leaves_no_clustering_checkpoint(data, tmp_path, monkeypa
     phase_files = {p for p in saved if p.name.endswith(".fit.ckpt")}
     assert phase_files  # the phase did checkpoint, in the output's pretrained/ folder
     assert all(p.parent == tmp_path / "pretrained" and not p.exists() for p in phase_files)
+
+
+def test_a_resumed_clustering_phase_counts_the_earlier_attempts_time(data, tmp_path, monkeypatch):
+    from dcbench.methods import training
+
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # save at every update
+    save = FileCheckpoint.save
+
+    def dies_after_a_phase_save(self, state):
+        save(self, state)
+        if self.path.name.endswith(".fit.ckpt"):
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(FileCheckpoint, "save", dies_after_a_phase_save)
+    first = execute(plan(["dcec"], seeds=(0,)), data, ResultsStore(tmp_path), progress=False)
+    assert first[0]["status"] == "failed" and "killed" in first[0]["error"]
+    (phase_file,) = (tmp_path / "pretrained").glob("*.fit.ckpt")
+    state = load_torch(phase_file)
+    state[FileCheckpoint._WALL] = 1000.0  # pretend the first attempt ran 1000 s
+    save_torch(state, phase_file)
+
+    monkeypatch.setattr(FileCheckpoint, "save", save)
+    (record,) = execute(plan(["dcec"], seeds=(0,)), data, ResultsStore(tmp_path), progress=False)
+    assert record["status"] == "ok" and record["resumed_after_seconds"] == 1000.0
+    assert 1000.0 < record["seconds"] < 1000.0 + 60

@@ -7,7 +7,7 @@ from conftest import blobs
 
 from dcbench.datasets import ImageDataset
 from dcbench.executor import execute
-from dcbench.fileio import load_torch
+from dcbench.fileio import load_torch, save_torch
 from dcbench.methods import METHODS, DeepClusterer
 from dcbench.plan import make_plan
 from dcbench.store import ResultsStore
@@ -112,28 +112,24 @@ def test_record_keeps_history_and_the_fitted_model(tmp_path, tiny_data):
 
 
 def test_a_resumed_pretraining_counts_the_earlier_attempts_time(tmp_path, tiny_data):
-    from dcbench.fileio import save_torch
-    from dcbench.pretrain_cache import PretrainCache
+    from dcbench.pretrain_cache import FileCheckpoint, PretrainCache
 
     est = DeepClusterer(backbone="cae", random_state=0, **{**TINY, "pretrain_epochs": 3})
     cache = PretrainCache(tmp_path)
     key = "cae__tiny__seed0__test"
-    ckpt = tmp_path / f"{key}.ckpt"
 
-    class Interrupting:
-        def load(self):
-            return None
-
+    class Interrupted(FileCheckpoint):
         def save(self, state):
-            save_torch(state, ckpt)
+            super().save(state)
             raise KeyboardInterrupt  # the first attempt dies after epoch 1
 
     with pytest.raises(KeyboardInterrupt):
-        est.pretrain(tiny_data["tiny"].x, checkpoint=Interrupting())
-    saved = load_torch(ckpt)
-    saved["history"][0]["seconds"] = 100.0  # pretend epoch 1 took 100 s
-    save_torch(saved, ckpt)
+        est.pretrain(tiny_data["tiny"].x, checkpoint=Interrupted(tmp_path / f"{key}.ckpt"))
+    saved = load_torch(tmp_path / f"{key}.ckpt")
+    assert 0 < saved[FileCheckpoint._WALL] < 60
+    saved[FileCheckpoint._WALL] = 100.0  # pretend the first attempt took 100 s
+    save_torch(saved, tmp_path / f"{key}.ckpt")
 
     state = cache.pretrain(est, tiny_data["tiny"].x, key)
-    assert [h["epoch"] for h in state["history"]] == [1, 2, 3] and state["resumed_epochs"] == 1
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
     assert 100.0 < state["seconds"] < 100.0 + 60

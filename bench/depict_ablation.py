@@ -21,7 +21,6 @@ the evaluation; nothing here selects a model by them.
 from __future__ import annotations
 
 import argparse
-import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from dcbench.datasets import load_dataset
 from dcbench.fileio import atomic_write_text, load_torch
 from dcbench.methods import DeepClusterer
 from dcbench.metrics import acc
+from dcbench.reports.tables import spread
 from dcbench.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,14 +41,6 @@ CONFIGS = {  # folder: (initial clustering, target)
     "depict-acpic-dectarget": ("AC-PIC", "code q^2/f"),
 }
 PAPER = (96.4, 92.7)  # Ghasedi Dizaji et al. (2017), USPS ACC / NMI
-
-
-def spread(values: list[float], digits: int = 2) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def initial_acc(record: dict, folder: Path, data) -> float:

@@ -13,7 +13,6 @@ NAME/initial_clusterings.md: ACC / NMI of each per seed, beside the run's final 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from dcbench.datasets import load_dataset
 from dcbench.fileio import atomic_write_text, load_torch
 from dcbench.methods import DeepClusterer
 from dcbench.metrics import evaluate
+from dcbench.reports.tables import spread
 from dcbench.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def initial_scores(record: dict, folder: Path, data) -> dict[str, tuple[float, f
     """(ACC, NMI) in % of each initial clustering on the record's pretrained embedding, and
     how many classes lead a cluster."""
     path = folder / "pretrained" / Path(record["pretrain_file"]).name
-    state = load_torch(path) if path.exists() else None
+    state = load_torch(path)  # None if missing (not committed) or corrupt
     if state is None:
         return None
     scores = {}
@@ -62,12 +62,6 @@ def initial_scores(record: dict, folder: Path, data) -> dict[str, tuple[float, f
             classes_leading_a_cluster(data.y, labels),
         )
     return scores
-
-
-def spread(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def main() -> None:
@@ -85,10 +79,11 @@ def main() -> None:
     if not records:
         raise SystemExit(f"no ok records of method {args.method!r} in {folder}")
     started = time.perf_counter()
-    rows, columns = [], {}
+    rows, columns, datasets = [], {}, {}
     for r in records:
-        data = load_dataset(r["dataset"], data_dir=args.data_dir)
-        scores = initial_scores(r, folder, data)
+        if r["dataset"] not in datasets:
+            datasets[r["dataset"]] = load_dataset(r["dataset"], data_dir=args.data_dir)
+        scores = initial_scores(r, folder, datasets[r["dataset"]])
         if scores is None:
             print(f"{r['dataset']} seed {r['seed']}: no pretrained file, skipped")
             continue

@@ -10,10 +10,10 @@ Writes bench/results/<name>/initial_vs_final.md from the folder's records.
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
 from dcbench.fileio import atomic_write_text
+from dcbench.reports.tables import spread
 from dcbench.store import ResultsStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -43,10 +43,8 @@ def markdown(name: str, by_method) -> str:
                 f"| {method} | {seed} | " + " | ".join(f"{100 * v:.2f}" for v in values) + " |"
             )
         if len(runs) > 1:
-            cols = list(zip(*(v for _, v in runs), strict=True))
-            cells = [
-                f"{100 * statistics.mean(c):.2f} ± {100 * statistics.stdev(c):.2f}" for c in cols
-            ]
+            cols = zip(*(v for _, v in runs), strict=True)
+            cells = [spread([100 * v for v in c]) for c in cols]
             lines.append(f"| {method} | mean ± std ({len(runs)}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

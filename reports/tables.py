@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,15 @@ def ordered(names, registry) -> list[str]:
     """Registry order (the paper's order), unknown names last."""
     known = list(registry)
     return sorted(dict.fromkeys(names), key=lambda n: known.index(n) if n in known else len(known))
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    """'mean ± sample std' of ``values``; the value alone if there is one, '–' if none."""
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def _cell(mean: float, std: float, n: int) -> str:

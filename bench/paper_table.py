@@ -5,8 +5,9 @@
 One ``run_all.py --jobs <workers> --threads 1`` over every method and seed (on this 2-core
 machine two single-thread workers beat one two-thread process), writing into
 ``bench/results/<name>/``. Its units (a pretraining plus the methods sharing it, for one seed)
-run in plan order, so the methods listed first (the CAE ones, the paper's subject) finish
-first. Rerunning the same command resumes: finished runs are skipped.
+run in plan order, by default ``--order seed``: every method and dataset of seed 0 before seed
+1, so that a long campaign has complete rows early. ``--protocol`` names the variant
+(``run_all.py --list``). Rerunning the same command resumes: finished runs are skipped.
 On a GPU, ``--device cuda --workers 8`` runs eight single-thread worker processes sharing it,
 so that several seeds train at once.
 Writes ``meta.json`` (machine, versions, date, commit) and ``comparison.md`` (ours vs Table 1,
@@ -34,7 +35,7 @@ from dcbench.reports.tables import comparison_markdown, write_tables
 from dcbench.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER_GROUPS = "kmeans,cae-kmeans,dec-conv,dcec;sae-kmeans,dec,idec"
+PAPER_GROUPS = "kmeans,sec,cae-kmeans,dec-conv,dcec;sae-kmeans,dec,idec"
 
 
 def main() -> int:
@@ -49,6 +50,12 @@ def main() -> int:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--protocol", default="paper", help="protocol variant (run_all.py --list)")
+    p.add_argument(
+        "--order",
+        default="seed",
+        help="seed (default: one seed of everything before the next) or dataset",
+    )
     p.add_argument(
         "--report-only", action="store_true", help="only rebuild meta.json and comparison.md"
     )
@@ -74,6 +81,7 @@ def run_suite(methods: str, seeds: list[int], args, out: Path) -> int:
     cmd = [sys.executable, str(REPO / "run_all.py"), "--methods", methods, "--datasets", args.datasets,
            "--seeds", ",".join(map(str, seeds)) + ",", "--out", str(out), "--data-dir", args.data_dir,
            "--device", args.device, "--no-progress", "--jobs", str(args.workers), "--threads", "1",
+           "--protocol", args.protocol, "--order", args.order,
            ]  # fmt: skip
     for o in args.overrides:
         cmd += ["--set", o]
@@ -99,6 +107,7 @@ def write_report(
         "cpus": os.cpu_count(),
         "node": platform.node(),
         "versions": runinfo.versions(),
+        "protocol": args.protocol,
         "runs_expected": expected,
         "runs_ok": done,
         "runs_failed": int((frame["status"] == "failed").sum()),

@@ -16,7 +16,7 @@ commit):
    DCEC clustering phase (60 steps, two target updates); each with achieved GFLOP/s (analytic
    counts, ``dcbench/flops.py``) as a fraction of the probed peak;
 3. where the time of one full-protocol run goes: DCEC on USPS, per part timed on the real data
-   and multiplied by the counts of the committed run (``bench/results/usps``).
+   and multiplied by the counts of the committed run (``bench/results/table1``).
 
 Arms are interleaved and repeated (this machine's second core is throttled at random); the
 median is reported, and ratios are taken within the run.
@@ -144,7 +144,7 @@ def breakdown(data_dir: str) -> dict:
     from dcbench.store import ResultsStore
 
     torch.set_num_threads(1)
-    done = ResultsStore(REPO / "bench" / "results" / "usps").get("dcec", "usps", 0)
+    done = ResultsStore(REPO / "bench" / "results" / "table1").get("dcec", "usps", 0)
     if done is None:
         return {}
     updates = len(done["history"]["clustering"])
@@ -172,7 +172,7 @@ def breakdown(data_dir: str) -> dict:
         f"evaluation ({updates} x ACC/NMI)": per_eval * updates,
     }
     return {
-        "run": "dcec / usps / seed 0 (bench/results/usps)",
+        "run": "dcec / usps / seed 0 (bench/results/table1)",
         "committed_wall_s": done["seconds"] + (done.get("pretrain_seconds") or 0),
         "projected_s": parts,
     }

@@ -42,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="3",
         help="N for seeds 0..N-1 (default 3), or an explicit comma list such as 3,5,8 (a single seed: '7,')",
     )
+    p.add_argument(
+        "--protocol",
+        default="paper",
+        help="protocol variant laid over the methods' settings (default: paper, the settings "
+        "behind Table 1); --list shows each variant and what it changes",
+    )
+    p.add_argument(
+        "--order",
+        default="dataset",
+        help="run order: dataset (default: a dataset's seeds together) or seed (every method "
+        "and dataset of one seed before the next seed: complete rows early in long campaigns)",
+    )
     p.add_argument("--out", default="results", help="output directory (default: ./results)")
     p.add_argument(
         "--data-dir",
@@ -141,9 +153,12 @@ def run_suite(args: argparse.Namespace) -> int:
     from dcbench.datasets import DATASETS, load_dataset
     from dcbench.executor import pending_runs
     from dcbench.methods import METHODS
-    from dcbench.plan import make_plan
+    from dcbench.methods.protocols import PROTOCOLS
+    from dcbench.plan import ORDERS, make_plan
     from dcbench.store import ResultsStore
 
+    PROTOCOLS.get(args.protocol)  # an unknown name: one line, before anything else
+    parse_choice(args.order, "--order", list(ORDERS))
     register_combinations(args.methods)
     methods = parse_names(args.methods, METHODS, "method", method_aliases())
     datasets = parse_names(args.datasets, DATASETS, "dataset", {"paper": PAPER_DATASETS})
@@ -171,7 +186,7 @@ def run_suite(args: argparse.Namespace) -> int:
     with store.exclusive():  # a second run_all on the same --out stops with a clear error
         data = {name: load_dataset(name, data_dir) for name in datasets}
         classes = {n: d.n_classes for n, d in data.items()}
-        plan = make_plan(methods, datasets, seeds, overrides, classes)
+        plan = make_plan(methods, datasets, seeds, overrides, classes, args.protocol, args.order)
         todo = pending_runs(plan, store, force=args.force)
         where = runinfo.device_name(device) + {"ray": " (Ray)", "local": ""}[executor]
         if args.jobs > 1:
@@ -179,7 +194,8 @@ def run_suite(args: argparse.Namespace) -> int:
         where += f", {args.threads} thread{'s' * (args.threads > 1)} per run"
         print(
             f"{len(plan)} runs planned ({len(methods)} methods x {len(datasets)} datasets x "
-            f"{len(seeds)} seeds), {len(plan) - len(todo)} already done, {len(todo)} to run on {where}",
+            f"{len(seeds)} seeds, protocol {args.protocol}), {len(plan) - len(todo)} already done, "
+            f"{len(todo)} to run on {where}",
             file=sys.stderr,
         )
         return finish_suite(args, store, data, todo, executor, device, nmi, tsne, data_dir)
@@ -269,6 +285,7 @@ def reports_main(argv: list[str] | None = None) -> int:
 def listing() -> str:
     from dcbench.datasets import DATASETS
     from dcbench.methods import BACKBONES, LOSSES, METHODS
+    from dcbench.methods.protocols import PROTOCOLS, describe
 
     sections = [
         ("methods", METHODS),
@@ -281,6 +298,13 @@ def listing() -> str:
         lines.append(f"{title}:")
         width = max(len(n) for n in registry)
         lines += [f"  {n:<{width}}  {registry.description(n)}" for n in registry]
+    lines.append("protocols (--protocol NAME; default paper):")
+    width = max(len(n) for n in PROTOCOLS)
+    for n in PROTOCOLS:
+        lines += [
+            f"  {n:<{width}}  {PROTOCOLS.description(n)}",
+            f"  {'':<{width}}  sets: {describe(n)}",
+        ]
     return "\n".join(lines)
 
 

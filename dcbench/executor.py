@@ -19,7 +19,7 @@ from dcbench.backends import InProcess
 from dcbench.datasets import ImageDataset
 from dcbench.errors import UsageError
 from dcbench.fileio import save_torch
-from dcbench.plan import Run
+from dcbench.plan import Run, config_changes, protocol_of
 from dcbench.pretrain_cache import PretrainCache
 from dcbench.store import ResultsStore
 from dcbench.work import Unit, UnitResult, failed_records, make_units, model_path
@@ -32,15 +32,15 @@ def pending_runs(plan: Iterable[Run], store: ResultsStore, *, force: bool = Fals
         done = store.get(run.method, run.dataset, run.seed)
         if force or done is None or done.get("status") != "ok":
             todo.append(run)
-        elif done.get("config") != run.config:
-            changed = sorted(
-                k
-                for k in set(run.config) | set(done.get("config", {}))
-                if run.config.get(k) != done.get("config", {}).get(k)
-            )
+        elif changed := config_changes(run.method, run.config, done.get("config", {})):
             raise UsageError(
                 f"{store.out_dir} already holds {run.label} with a different config "
                 f"(changed: {', '.join(changed)}); use --force to replace it or another --out"
+            )
+        elif (held := protocol_of(done)) != run.protocol:
+            raise UsageError(
+                f"{store.out_dir} already holds {run.label} under protocol '{held}', not "
+                f"'{run.protocol}'; protocols never share a results folder: pass another --out"
             )
     return todo
 

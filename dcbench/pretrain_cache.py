@@ -1,8 +1,8 @@
 """Pretrained autoencoders on disk, one per (backbone, dataset, seed, pretraining config).
 
 Every method that shares a backbone reuses the same pretrained weights, in the same run or a
-later one. Pretraining checkpoints after every epoch, so an interruption loses at most the
-epoch in progress; the clustering phases of DEC / IDEC / DCEC and DEPICT checkpoint here too
+later one. Pretraining checkpoints after an epoch at most once a minute, so an interruption
+loses at most about a minute; the clustering phases of DEC / IDEC / DCEC and DEPICT checkpoint here too
 (``*.fit.ckpt``, at most once a minute). Files carry a checksum and are written atomically: a
 corrupt or truncated file is recomputed, never used.
 """
@@ -18,8 +18,13 @@ from typing import Any
 
 from dcbench.fileio import load_torch, save_torch
 
+# Parameters added after caches existed, at the value every earlier run had implicitly: left
+# out of the digest at that value, so that earlier pretrained files and checkpoints stay valid.
+IMPLICIT_BEFORE = {"input_scale": 1.0}
+
 
 def _digest(payload: dict[str, Any]) -> str:
+    payload = {k: v for k, v in payload.items() if IMPLICIT_BEFORE.get(k, object()) != v}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

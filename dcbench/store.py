@@ -23,7 +23,7 @@ from dcbench.errors import UsageError
 from dcbench.fileio import atomic_write_text
 
 CSV_COLUMNS = [
-    "method", "dataset", "seed", "status",
+    "method", "dataset", "seed", "protocol", "status",
     "acc", "nmi_geometric", "nmi_arithmetic", "ari",
     "seconds", "device",
 ]  # fmt: skip
@@ -75,10 +75,14 @@ class ResultsStore:
         return [r for r in found if r is not None]
 
     def dataframe(self) -> pd.DataFrame:
+        from dcbench.plan import protocol_of  # records from before protocols had names
+
+        metrics = ["acc", "nmi_geometric", "nmi_arithmetic", "ari"]
         rows = [
             {
                 **{k: r.get(k) for k in CSV_COLUMNS},
-                **{k: r.get("metrics", {}).get(k) for k in CSV_COLUMNS[4:8]},
+                **{k: r.get("metrics", {}).get(k) for k in metrics},
+                "protocol": protocol_of(r),
             }
             for r in self.records()
         ]

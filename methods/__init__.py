@@ -6,6 +6,7 @@
 
 from dcbench.methods import kmeans as _kmeans  # noqa: F401  (registers the entries, in table order)
 from dcbench.methods import sec as _sec  # noqa: F401
+from dcbench.methods import sec_grid as _sec_grid  # noqa: F401
 from dcbench.methods import table1 as _table1  # noqa: F401
 
 # isort: split

@@ -27,9 +27,11 @@ from dcbench.methods.losses import INITS, LOSSES, TARGETS
 from dcbench.methods.training import (
     OPTIMIZERS,
     PRECISIONS,
+    PhaseCheckpoint,
     as_image_tensor,
     autocast,
     check_finite,
+    check_precision,
     embed,
     make_optimizer,
     resolve_device,
@@ -38,7 +40,7 @@ from dcbench.methods.training import (
 from dcbench.methods.validation import DeviceNames, Names, check_images, validate_images
 
 PRETRAIN_PARAMS = (
-    "backbone", "embedding_dim", "pretrain_epochs", "pretrain_optimizer",
+    "backbone", "embedding_dim", "input_scale", "pretrain_epochs", "pretrain_optimizer",
     "pretrain_lr", "pretrain_momentum", "pretrain_batch_size", "precision",
 )  # fmt: skip
 
@@ -63,6 +65,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         "loss": [Names(LOSSES)],
         "n_clusters": _at_least(2),
         "embedding_dim": _at_least(1),
+        "input_scale": _at_least(0, Real, "neither"),
         "pretrain_epochs": _at_least(0),  # 0: the randomly initialized autoencoder
         "pretrain_optimizer": [Names(OPTIMIZERS)],
         "pretrain_lr": _at_least(0, Real, "neither"),
@@ -91,6 +94,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         loss="kl+rec",
         n_clusters=10,
         embedding_dim=10,
+        input_scale=1.0,
         pretrain_epochs=200,
         pretrain_optimizer="adam",
         pretrain_lr=0.001,
@@ -116,6 +120,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         self.loss = loss
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
+        self.input_scale = input_scale
         self.pretrain_epochs = pretrain_epochs
         self.pretrain_optimizer = pretrain_optimizer
         self.pretrain_lr = pretrain_lr
@@ -147,23 +152,24 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         """Pretrain the autoencoder on its reconstruction loss (MSE unless the backbone defines
         its own); returns a state usable by ``fit``.
 
-        With a ``checkpoint``, resumes from its last saved epoch and saves after every epoch.
+        With a ``checkpoint``, resumes from its last saved epoch and saves after an epoch at
+        most once a minute (``training.CHECKPOINT_SECONDS``).
         """
         self._validate_params()
-        return self._pretrain(
-            as_image_tensor(check_images(X), resolve_device(self.device)), checkpoint
-        )
+        return self._pretrain(self._network_input(check_images(X)), checkpoint)
 
     def _pretrain(self, x: torch.Tensor, checkpoint: Checkpoint | None) -> dict[str, Any]:
         """``pretrain`` on checked images already on the device."""
         device = x.device
+        check_precision(self.precision, device)
         generator = seed_everything(self._seed)
         model = self._build(x.shape[1:]).to(device)
         optimizer = make_optimizer(
             self.pretrain_optimizer, model.parameters(), self.pretrain_lr, self.pretrain_momentum
         )
         history: list[dict[str, Any]] = []
-        saved = checkpoint.load() if checkpoint else None
+        saver = PhaseCheckpoint(checkpoint)
+        saved = saver.load()
         if saved:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
@@ -190,8 +196,10 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             history.append(
                 {"epoch": epoch + 1, "rec": mean_loss, "seconds": time.perf_counter() - started}
             )
-            if checkpoint:
-                checkpoint.save(
+            # at most once a minute (an SAE state is 26 MB, hashed and synced): a kill loses
+            # under a minute; the last epoch needs none, its state goes to the cache
+            if saver.due() and epoch + 1 < self.pretrain_epochs:
+                saver.save(
                     {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "generator": generator.get_state(), "history": history}
                 )  # fmt: skip
@@ -218,8 +226,8 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         self._validate_params()
         X = validate_images(self, X, reset=True)
         phase_cls = LOSSES.get(self.loss)
-        device = resolve_device(self.device)
-        x = as_image_tensor(X, device)
+        x = self._network_input(X)
+        check_precision(self.precision, x.device)
         if y is not None:
             y = column_or_1d(y)
             check_consistent_length(X, y)
@@ -228,7 +236,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         pretrained = pretrained or self._pretrain(x, checkpoint=None)
         pretrain_seconds = time.perf_counter() - clock if pretrained_here else 0.0
         seed_everything(self._seed)
-        model = self._build(x.shape[1:]).to(device)
+        model = self._build(x.shape[1:]).to(x.device)
         model.load_state_dict(pretrained["model"])
         clock = time.perf_counter()
         result = phase_cls(self).run(model, x, y, checkpoint=checkpoint)
@@ -250,7 +258,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         """Embeddings of new data, (N, embedding_dim)."""
         check_is_fitted(self, "autoencoder_")
         device = next(self.autoencoder_.parameters()).device
-        x = as_image_tensor(validate_images(self, X, reset=False), device)
+        x = self._network_input(validate_images(self, X, reset=False), device)
         fitted = getattr(self.autoencoder_, "input_shape", None)
         if fitted is not None and tuple(x.shape[1:]) != tuple(fitted):  # same pixels, other shape
             raise ValueError(
@@ -258,6 +266,19 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"{type(self).__name__} was fitted on samples of shape {tuple(fitted)}"
             )
         return embed(self.autoencoder_, x, precision=self.precision).cpu().numpy()
+
+    def restore(self, fitted: dict[str, Any], input_shape) -> DeepClusterer:
+        """This estimator, fitted, from a saved state (``model``, ``labels``,
+        ``cluster_centers``: the model file the executor writes beside each record), without
+        training; ``input_shape`` is one sample's (C, H, W). For reports: ``transform`` and
+        ``predict`` then work as after ``fit``."""
+        model = self._build(tuple(input_shape))
+        model.load_state_dict(fitted["model"])
+        self.autoencoder_ = model.to(resolve_device(self.device))
+        self.labels_ = np.asarray(fitted["labels"])
+        self.cluster_centers_ = np.asarray(fitted["cluster_centers"])
+        self.n_features_in_ = int(np.prod(input_shape))
+        return self
 
     def predict(self, X) -> np.ndarray:
         check_is_fitted(self, "autoencoder_")
@@ -281,6 +302,13 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             )
             self._drawn_seed = int(rng.randint(2**31 - 1))
         return self._drawn_seed
+
+    def _network_input(self, X: np.ndarray, device=None) -> torch.Tensor:
+        """Checked images as the network sees them: on the device, times ``input_scale``. The
+        one place the scale is applied, so pretraining, the clustering phase (whose
+        reconstruction term then compares scaled images), predict and transform agree."""
+        x = as_image_tensor(X, device or resolve_device(self.device))
+        return x if self.input_scale == 1 else x * self.input_scale
 
     def _build(self, input_shape) -> torch.nn.Module:
         return BACKBONES.get(self.backbone).build(tuple(input_shape), self.embedding_dim)

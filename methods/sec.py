@@ -123,13 +123,14 @@ def sec_operator(L, X, mu: float, gamma: float) -> SECOperator:
 
 
 def bottom_eigenvectors(
-    op, n_components: int, solver: str = "arpack", tol: float = 1e-6, seed: int = 0
+    op, n_components: int, solver: str = "arpack", tol: float = 1e-6, seed: int = 0, start=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``n_components`` smallest eigenpairs of a symmetric operator, eigenvalues ascending.
 
     ``arpack``: scipy's eigsh (Lanczos) with which='SA'. ``lobpcg``: scipy's lobpcg, block of
     n_components + 4 vectors. ``seed`` fixes the start vectors so the embedding is reproducible
-    (the clustering seed only changes k-means).
+    (the clustering seed only changes k-means). ``start`` (n, <= block) warm-starts LOBPCG
+    from known vectors, e.g. the eigenvectors of a nearby operator (random columns fill the rest).
     """
     n = op.shape[0]
     rng = np.random.default_rng(seed)
@@ -140,9 +141,10 @@ def bottom_eigenvectors(
         )
     elif solver == "lobpcg":
         block = n_components + 4 if n >= 5 * (n_components + 4) else n_components
-        vals, vecs = lobpcg(
-            op, rng.standard_normal((n, block)), largest=False, tol=tol, maxiter=1000
-        )
+        x0 = rng.standard_normal((n, block))
+        if start is not None:
+            x0[:, : start.shape[1]] = start[:, :block]
+        vals, vecs = lobpcg(op, x0, largest=False, tol=tol, maxiter=1000)
     else:
         raise ValueError(f"eigen_solver must be one of {EIGEN_SOLVERS}, got {solver!r}")
     order = np.argsort(vals)[:n_components]
@@ -215,7 +217,8 @@ class SEC(TransformerMixin, _GraphSpectral):
     n_clusters : int, default 10
     n_neighbors : int, default 10 -- k of the k-NN graph.
     mu : float, default 0.01 -- weight of the regression term (mu = 0 is spectral clustering).
-    gamma : float, default 1.0 -- ridge penalty on W (in the scale of Xc^T Xc, pixels in [0, 1]).
+    gamma : float, default 1.0 -- ridge penalty on W (in the scale of Xc^T Xc).
+    input_scale : float, default 1.0 -- X is multiplied by it (DEC's baselines: MNIST x / 50).
     affinity : {"self-tuning", "connectivity"}, default "self-tuning" -- edge weights.
     pca_components : int or None, default 50 -- PCA dims for the neighbour search only
         (None: search on raw pixels).
@@ -240,6 +243,7 @@ class SEC(TransformerMixin, _GraphSpectral):
         **_GRAPH_CONSTRAINTS,
         "mu": [Interval(numbers.Real, 0, None, closed="left")],
         "gamma": [Interval(numbers.Real, 0, None, closed="neither")],
+        "input_scale": [Interval(numbers.Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -248,6 +252,7 @@ class SEC(TransformerMixin, _GraphSpectral):
         n_neighbors=10,
         mu=0.01,
         gamma=1.0,
+        input_scale=1.0,
         affinity="self-tuning",
         pca_components=50,
         normalize_rows=True,
@@ -260,6 +265,7 @@ class SEC(TransformerMixin, _GraphSpectral):
         self.n_neighbors = n_neighbors
         self.mu = mu
         self.gamma = gamma
+        self.input_scale = input_scale
         self.affinity = affinity
         self.pca_components = pca_components
         self.normalize_rows = normalize_rows
@@ -270,25 +276,38 @@ class SEC(TransformerMixin, _GraphSpectral):
 
     def fit_embedding(self, X, y=None):
         """Graph + eigenvectors + out-of-sample map, without the k-means step (sets embedding_)."""
+        op = self._operator(X)
+        return self._embed(op, self.mu)
+
+    def _operator(self, X) -> SECOperator:
+        """Graph and M's operator at ``self.mu``; X times ``input_scale`` (the regression term
+        depends on the scale, the self-tuning graph does not)."""
         X = self._validate(X)
-        X64 = np.asarray(X, dtype=np.float64)
+        X64 = np.asarray(X, dtype=np.float64) * self.input_scale
         S, _ = normalized_adjacency(self._graph(X))
-        start = time.perf_counter()
         L = sp.identity(S.shape[0], format="csr") - S
-        op = sec_operator(L, X64, self.mu, self.gamma)
+        return sec_operator(L, X64, self.mu, self.gamma)
+
+    def _embed(self, op: SECOperator, mu: float, warm=None):
+        """Eigenvectors of M at ``mu`` (the graph and the d x d factor do not depend on it);
+        ``warm``: start vectors for LOBPCG."""
+        start = time.perf_counter()
+        op.mu = float(mu)
         self.eigenvalues_, F = bottom_eigenvectors(
-            op, self.n_clusters, self.eigen_solver, self.eigen_tol
+            op, self.n_clusters, self.eigen_solver, self.eigen_tol, start=warm
         )
         self.embedding_ = F
         self.coef_ = op.regression_coef(F)
         self.intercept_ = F.mean(axis=0) - op.mean @ self.coef_
-        self.timings_["eigensolver"] = time.perf_counter() - start
+        self.timings_["eigensolver"] = self.timings_.get("eigensolver", 0.0) + (
+            time.perf_counter() - start
+        )
         return self
 
     def transform(self, X):
         check_is_fitted(self, "coef_")
         X = _flatten(validate_images(self, X, reset=False, dtype=[np.float64, np.float32]))
-        return X @ self.coef_ + self.intercept_
+        return (X * self.input_scale) @ self.coef_ + self.intercept_
 
     def predict(self, X):
         check_is_fitted(self, "kmeans_")

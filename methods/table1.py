@@ -38,6 +38,12 @@ def deep_method(
 ) -> MethodSpec:
     """A method = a backbone, a loss, and the hyperparameters that differ from the defaults."""
     phase = LOSSES.get(loss)
+    per_dataset = BACKBONES.get(backbone).dataset_pretrain
+    dataset_params = dataset_params or {}
+    merged = {
+        d: {**per_dataset.get(d, {}), **dataset_params.get(d, {})}
+        for d in (*per_dataset, *dataset_params)
+    }
     return MethodSpec(
         name,
         description,
@@ -48,7 +54,7 @@ def deep_method(
             **BACKBONES.get(backbone).pretrain,
             **(params or {}),
         },
-        dataset_params=dataset_params or {},
+        dataset_params=merged,
         paper_name=paper_name,
         param_names=(*COMMON, *phase.params),
     )
@@ -85,7 +91,8 @@ for _spec in (
                 dataset_params={"usps": {"update_interval": 30}, **_digits("kl")}, paper_name="DEC"),
     deep_method("idec", "sae", "kl+rec", "IDEC: SAE + 0.1 KL + reconstruction",
                 params={**ADAM, "update_interval": 140, "gamma": 0.1},
-                dataset_params={"usps": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.99, "update_interval": 30},
+                # USPS: IDEC-toy's optimizer (the IDEC repo's lr 0.1 belongs to its layer-wise weights)
+                dataset_params={"usps": {"optimizer": "sgd", "lr": 0.01, "momentum": 0.99, "update_interval": 30},
                                 **_digits("kl+rec")}, paper_name="IDEC"),
     deep_method("cae-kmeans", "cae", "none", "CAE pretrained, then k-means on its embedding",
                 dataset_params=_digits("none"), paper_name="CAE+k-means"),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -40,6 +42,23 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     raise UsageError(f"unknown precision '{precision}'; choose from: {', '.join(PRECISIONS)}")
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Warn once per process when bf16 is asked for on a CPU that emulates it."""
+    from dcbench.runinfo import cpu_features
+
+    if precision == "bf16" and device.type == "cpu" and not cpu_features()["bf16_native"]:
+        _warn_emulated_bf16(cpu_features()["cpu_capability"])
+
+
+@functools.cache
+def _warn_emulated_bf16(capability: str) -> None:
+    warnings.warn(
+        f"precision='bf16' on a CPU without native bf16 ({capability}): it runs about 7-8x "
+        "slower than fp32 here (CPU-NOTES.md); use precision='fp32'",
+        stacklevel=4,
+    )
 
 
 @torch.inference_mode()

@@ -15,7 +15,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-import torch  # noqa: E402
 
 from dcbench.datasets import DATASETS  # noqa: E402
 from dcbench.fileio import load_torch  # noqa: E402
@@ -47,12 +46,9 @@ def panel_title(method: str) -> str:
 def fitted_embedding(record: dict, fitted: dict, x: np.ndarray) -> np.ndarray:
     """The embedding of ``x`` by the deep model ``fitted`` (a record's model file)."""
     from dcbench.methods.deep import DeepClusterer
-    from dcbench.methods.training import embed
 
     est = DeepClusterer(**{**record["config"], "device": "cpu"})
-    model = est._build(x.shape[1:])
-    model.load_state_dict(fitted["model"])
-    return embed(model, torch.from_numpy(x)).numpy()
+    return est.restore(fitted, x.shape[1:]).transform(x)  # with the run's input scale
 
 
 def tsne_figure(

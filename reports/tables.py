@@ -17,20 +17,51 @@ NMI_COLUMN = {"geometric": "nmi_geometric", "arithmetic": "nmi_arithmetic"}
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, dataset): n successful seeds and mean/std (sample std, ddof=1) of each metric, in %."""
+    """Per (method, dataset, protocol): n successful seeds and mean/std (sample std, ddof=1) of
+    each metric, in %. Runs of two protocols never share a cell: where a store holds more than
+    one, a row's ``method`` names its protocol too (``dec [paper-text]``)."""
+    if "protocol" not in results:  # a frame from elsewhere: one unnamed protocol
+        results = results.assign(protocol="")
     ok = results[results["status"] == "ok"]
     metrics = ["acc", "nmi_geometric", "nmi_arithmetic", "ari"]
-    grouped = ok.groupby(["method", "dataset"], sort=False)[metrics]
+    grouped = ok.groupby(["method", "dataset", "protocol"], sort=False)[metrics]
     summary = grouped.agg(["mean", "std"]) * 100
     summary.columns = [f"{m}_{s}" for m, s in summary.columns]
     summary["n"] = grouped.size()
-    return summary.reset_index()
+    summary = summary.reset_index()
+    if summary["protocol"].nunique() > 1:
+        summary["method"] = summary["method"] + " [" + summary["protocol"] + "]"
+    return summary
+
+
+def base_method(row_name: str) -> str:
+    """The method of a table row (``dec [paper-text]`` -> ``dec``)."""
+    return row_name.split(" [")[0]
+
+
+def protocols_line(summary: pd.DataFrame) -> str:
+    """The caption's sentence naming the protocol(s) the table's runs followed."""
+    from dcbench.methods.protocols import PROTOCOLS
+
+    names = [n for n in dict.fromkeys(summary["protocol"]) if n] if "protocol" in summary else []
+    if not names:
+        return ""
+    described = [
+        f"'{n}' ({PROTOCOLS.description(n)})" if n in PROTOCOLS else f"'{n}'" for n in names
+    ]
+    return f" Protocol{'s' * (len(names) > 1)}: {'; '.join(described)}."
 
 
 def ordered(names, registry) -> list[str]:
-    """Registry order (the paper's order), unknown names last."""
+    """Registry order (the paper's order; a row ``dec [protocol]`` sits with ``dec``), unknown
+    names last."""
     known = list(registry)
-    return sorted(dict.fromkeys(names), key=lambda n: known.index(n) if n in known else len(known))
+
+    def key(n: str) -> tuple[int, str]:
+        base = base_method(n)
+        return (known.index(base) if base in known else len(known), n)
+
+    return sorted(dict.fromkeys(names), key=key)
 
 
 def spread(values: list[float], digits: int = 2) -> str:
@@ -48,7 +79,7 @@ def _cell(mean: float, std: float, n: int) -> str:
 
 
 def _paper(method: str, dataset: str, metric: str) -> str:
-    value = paper_value(method, dataset, metric)
+    value = paper_value(base_method(method), dataset, metric)
     return "–" if value is None else f"{value:.2f}"
 
 
@@ -82,8 +113,8 @@ def table_rows(
     return header, rows, bold
 
 
-def caption(nmi: str, bold: bool = True, methods=()) -> str:
-    others = {m: paper_source(m) for m in methods if paper_source(m)}
+def caption(nmi: str, bold: bool = True, methods=(), protocols: str = "") -> str:
+    others = {m: paper_source(base_method(m)) for m in methods if paper_source(base_method(m))}
     return (
         f"Clustering ACC and NMI ({nmi} normalization) in %, mean ± sample std over n seeds"
         + (" (best mean of ours in bold)" if bold else "")
@@ -91,6 +122,7 @@ def caption(nmi: str, bold: bool = True, methods=()) -> str:
         + "".join(f", for {m} {src}" for m, src in others.items())
         + ("; all of them used" if others else ", whose NMI used")
         + " the geometric normalization."
+        + protocols
     )
 
 
@@ -104,7 +136,10 @@ def markdown_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
     for i, row in enumerate(rows):
         cells = [f"**{c}**" if (i, j) in bold else c for j, c in enumerate(row)]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\n{caption(nmi, methods=methods)}\n"
+    return (
+        "\n".join(lines)
+        + f"\n\n{caption(nmi, methods=methods, protocols=protocols_line(summary))}\n"
+    )
 
 
 def latex_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
@@ -119,7 +154,9 @@ def latex_table(summary: pd.DataFrame, nmi: str = "geometric") -> str:
         r"\begin{table}[t]",
         r"\centering",
         r"\caption{"
-        + tex(caption(nmi, methods=[r[0] for r in rows])).replace("'paper'", "`paper'")
+        + tex(
+            caption(nmi, methods=[r[0] for r in rows], protocols=protocols_line(summary))
+        ).replace("'paper'", "`paper'")
         + "}",
         r"\begin{tabular}{l" + "rrrrr" * len(datasets) + "}",
         r"\toprule",
@@ -160,18 +197,22 @@ def comparison_markdown(results: pd.DataFrame, nmi: str = "geometric") -> str:
             s = summary[(summary["method"] == m) & (summary["dataset"] == d)].iloc[0]
             cells = [m, d, str(int(s["n"]))]
             for metric, col in (("acc", "acc"), ("nmi", nmi_col)):
-                paper = paper_value(m, d, metric)
+                paper = paper_value(base_method(m), d, metric)
                 delta = "–" if paper is None else f"{s[f'{col}_mean'] - paper:+.2f}"
                 cells += [
                     _cell(s[f"{col}_mean"], s[f"{col}_std"], s["n"]),
                     _paper(m, d, metric),
                     delta,
                 ]
-            seconds = ok[(ok["method"] == m) & (ok["dataset"] == d)]["seconds"].mean()
+            mine = (ok["method"] == base_method(m)) & (ok["dataset"] == d)
+            if "protocol" in ok:
+                mine &= ok["protocol"] == s["protocol"]
+            seconds = ok[mine]["seconds"].mean()
             cells.append(f"{seconds:.0f}")
             lines.append("| " + " | ".join(cells) + " |")
     shown = ordered(summary["method"], METHODS)
     return (
         "\n".join(lines)
-        + f"\n\n{caption(nmi, bold=False, methods=shown)} Δ = ours − paper, in points.\n"
+        + f"\n\n{caption(nmi, bold=False, methods=shown, protocols=protocols_line(summary))}"
+        " Δ = ours − paper, in points.\n"
     )

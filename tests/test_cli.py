@@ -28,6 +28,7 @@ def test_kmeans_on_digits_writes_records_csv_and_tables(tmp_path, capsys):
         "method",
         "dataset",
         "seed",
+        "protocol",
         "status",
         "acc",
         "nmi_geometric",

@@ -111,9 +111,11 @@ def test_record_keeps_history_and_the_fitted_model(tmp_path, tiny_data):
     assert fitted["labels"].shape == (60,) and "encoder.0.weight" in fitted["model"]
 
 
-def test_a_resumed_pretraining_counts_the_earlier_attempts_time(tmp_path, tiny_data):
+def test_a_resumed_pretraining_counts_the_earlier_attempts_time(tmp_path, tiny_data, monkeypatch):
+    from dcbench.methods import training
     from dcbench.pretrain_cache import FileCheckpoint, PretrainCache
 
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # save after every epoch
     est = DeepClusterer(backbone="cae", random_state=0, **{**TINY, "pretrain_epochs": 3})
     cache = PretrainCache(tmp_path)
     key = "cae__tiny__seed0__test"

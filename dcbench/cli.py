@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import os
 import sys
 from pathlib import Path
@@ -145,6 +146,21 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"run_all.py: error: {disk_full(args.out)}", file=sys.stderr)
+        return 1
+
+
+def disk_full(out: str) -> str:
+    """One line for a full disk: where, and what is safe (every record was written whole)."""
+    records = Path(out) / "records"
+    kept = len(list(records.glob("*.json"))) if records.is_dir() else 0
+    return (
+        f"no space left on the device of '{out}'; the {kept} finished runs stored there are "
+        "intact: free some space and run the same command again to resume"
+    )
 
 
 def run_suite(args: argparse.Namespace) -> int:
@@ -277,6 +293,11 @@ def reports_main(argv: list[str] | None = None) -> int:
     except (UsageError, DataError) as exc:
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"{p.prog}: error: {disk_full(args.out)}", file=sys.stderr)
+        return 1
     print((out / "tables" / "table.md").read_text())
     print(f"report: {report}")
     return 0

@@ -14,9 +14,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dcbench import runinfo
+from dcbench.core import runinfo
+from dcbench.core.fileio import atomic_write_text
 from dcbench.datasets import load_dataset
-from dcbench.fileio import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 

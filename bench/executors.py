@@ -21,9 +21,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dcbench import runinfo
-from dcbench.fileio import atomic_write_text
-from dcbench.store import ResultsStore
+from dcbench.core import runinfo
+from dcbench.core.fileio import atomic_write_text
+from dcbench.runner.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "executors"

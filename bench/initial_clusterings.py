@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dcbench import runinfo
+from dcbench.core import runinfo
+from dcbench.core.fileio import atomic_write_text, load_torch
+from dcbench.core.metrics import evaluate
 from dcbench.datasets import load_dataset
-from dcbench.fileio import atomic_write_text, load_torch
 from dcbench.methods import DeepClusterer
-from dcbench.metrics import evaluate
 from dcbench.reports.tables import spread
-from dcbench.store import ResultsStore
+from dcbench.runner.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

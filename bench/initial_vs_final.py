@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dcbench.fileio import atomic_write_text
+from dcbench.core.fileio import atomic_write_text
 from dcbench.reports.tables import spread
-from dcbench.store import ResultsStore
+from dcbench.runner.store import ResultsStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("ACC initial", "ACC best while training", "ACC final", "NMI final")

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from dcbench import runinfo
 from dcbench.cli import PAPER_DATASETS, parse_seeds
-from dcbench.fileio import atomic_write_text
+from dcbench.core import runinfo
+from dcbench.core.fileio import atomic_write_text
 from dcbench.reports.tables import comparison_markdown, write_tables
-from dcbench.store import ResultsStore
+from dcbench.runner.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_GROUPS = "kmeans,sec,cae-kmeans,dec-conv,dcec;sae-kmeans,dec,idec"

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from dcbench import runinfo
-from dcbench.fileio import atomic_write_text
+from dcbench.core import runinfo
+from dcbench.core.fileio import atomic_write_text
 from dcbench.methods.backbones import ConvAutoencoder
 from dcbench.methods.training import autocast
 

@@ -56,9 +56,9 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 def worker(method: str, dataset: str, overrides: dict, seeds: list[int], data_dir: str) -> dict:
     """One embedding + k-means per seed, in this process. Returns a JSON-able record."""
+    from dcbench.core.metrics import acc, nmi_arithmetic, nmi_geometric
     from dcbench.datasets import load_dataset
     from dcbench.methods import METHODS as REGISTRY
-    from dcbench.metrics import acc, nmi_arithmetic, nmi_geometric
 
     data = load_dataset(dataset, data_dir)
     rss_loaded = _maxrss_gib()
@@ -180,7 +180,7 @@ def main() -> int:
 
 
 def _meta(args) -> dict:
-    from dcbench import runinfo
+    from dcbench.core import runinfo
 
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True

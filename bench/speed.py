@@ -42,9 +42,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import naive_loop  # noqa: E402
 
-from dcbench import runinfo  # noqa: E402
-from dcbench.fileio import atomic_write_text  # noqa: E402
-from dcbench.flops import training_flops  # noqa: E402
+from dcbench.core import runinfo  # noqa: E402
+from dcbench.core.fileio import atomic_write_text  # noqa: E402
+from dcbench.core.flops import training_flops  # noqa: E402
 from dcbench.methods import BACKBONES, DeepClusterer  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "speed"
@@ -141,7 +141,7 @@ def _timed(fn) -> float:
 def breakdown(data_dir: str) -> dict:
     """DCEC on USPS, seed 0: each part timed here (1 thread), times the committed run's counts."""
     from dcbench.datasets import load_dataset
-    from dcbench.store import ResultsStore
+    from dcbench.runner.store import ResultsStore
 
     torch.set_num_threads(1)
     done = ResultsStore(REPO / "bench" / "results" / "table1").get("dcec", "usps", 0)

@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import naive_loop  # noqa: E402
 
-from dcbench import runinfo  # noqa: E402
-from dcbench.fileio import atomic_write_text  # noqa: E402
-from dcbench.flops import training_flops  # noqa: E402
+from dcbench.core import runinfo  # noqa: E402
+from dcbench.core.fileio import atomic_write_text  # noqa: E402
+from dcbench.core.flops import training_flops  # noqa: E402
 from dcbench.methods import BACKBONES, DeepClusterer  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "speed"

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pooch
 
-from dcbench.errors import DataError
-from dcbench.fileio import atomic_write
-from dcbench.registry import Registry
+from dcbench.core.errors import DataError
+from dcbench.core.fileio import atomic_write
+from dcbench.core.registry import Registry
 
 DATASETS = Registry("dataset")
 

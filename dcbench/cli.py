@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dcbench.errors import DataError, UsageError
+from dcbench.core.errors import DataError, UsageError
 
 PAPER_DATASETS = ["mnist-full", "mnist-test", "usps"]
 MAX_SEEDS = 1000
@@ -164,14 +164,14 @@ def disk_full(out: str) -> str:
 
 
 def run_suite(args: argparse.Namespace) -> int:
-    from dcbench import runinfo
-    from dcbench.backends import EXECUTORS
+    from dcbench.core import runinfo
     from dcbench.datasets import DATASETS, load_dataset
-    from dcbench.executor import pending_runs
     from dcbench.methods import METHODS
     from dcbench.methods.protocols import PROTOCOLS
-    from dcbench.plan import ORDERS, make_plan
-    from dcbench.store import ResultsStore
+    from dcbench.runner.backends import EXECUTORS
+    from dcbench.runner.executor import pending_runs
+    from dcbench.runner.plan import ORDERS, make_plan
+    from dcbench.runner.store import ResultsStore
 
     PROTOCOLS.get(args.protocol)  # an unknown name: one line, before anything else
     parse_choice(args.order, "--order", list(ORDERS))
@@ -203,7 +203,7 @@ def run_suite(args: argparse.Namespace) -> int:
         data = {name: load_dataset(name, data_dir) for name in datasets}
         classes = {n: d.n_classes for n, d in data.items()}
         plan = make_plan(methods, datasets, seeds, overrides, classes, args.protocol, args.order)
-        todo = pending_runs(plan, store, force=args.force)
+        todo = pending_runs(plan, store, force=args.force, device=device)
         where = runinfo.device_name(device) + {"ray": " (Ray)", "local": ""}[executor]
         if args.jobs > 1:
             where += f" ({args.jobs} worker processes)"
@@ -229,9 +229,9 @@ def method_aliases() -> dict[str, list[str]]:
 
 def finish_suite(args, store, data, todo, executor, device, nmi, tsne, data_dir) -> int:
     """Run what is left, then write the report."""
-    from dcbench.backends import make_backend
-    from dcbench.executor import execute
     from dcbench.reports import build_report
+    from dcbench.runner.backends import make_backend
+    from dcbench.runner.executor import execute
 
     out = store.out_dir
     backend = None

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dcbench.core.registry import Registry
 from dcbench.methods.layers import Conv2d, ConvTranspose2d
-from dcbench.registry import Registry
 
 BACKBONES = Registry("backbone")
 

@@ -59,6 +59,67 @@ def _at_least(low, kind=Integral, closed="left"):
 
 
 class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
+    """Deep clustering: an autoencoder ``backbone`` pretrained on reconstruction, then the
+    clustering phase of a ``loss``.
+
+    Parameters
+    ----------
+    backbone : str, default "cae"
+        A registered backbone: ``"sae"`` (d-500-500-2000-10), ``"cae"`` (conv32-64-128-FC10),
+        ``"depict-cae"`` (``--list`` shows all).
+    loss : str, default "kl+rec"
+        The clustering phase: ``"none"`` (k-means on the embedding), ``"kl"`` (DEC),
+        ``"kl+rec"`` (IDEC / DCEC), ``"kmeans+rec"`` (DCN), ``"softmax-kl+rec"`` (DEPICT).
+    n_clusters : int, default 10
+    embedding_dim : int, default 10
+    input_scale : float, default 1.0
+        The images the network sees are ``X * input_scale``, in pretraining, the clustering
+        phase (and so its reconstruction term), ``predict`` and ``transform`` alike. The
+        protocol's SAE rows use 2 on USPS and 255 / 50 on MNIST (the authors' inputs).
+    pretrain_epochs, pretrain_optimizer ({"adam", "sgd"}), pretrain_lr, pretrain_momentum, \
+pretrain_batch_size
+        Pretraining on the backbone's reconstruction loss (MSE unless the backbone has its own);
+        ``pretrain_epochs=0`` keeps the random initialization.
+    optimizer ({"adam", "sgd"}), lr, momentum, batch_size, maxiter
+        The clustering phase's optimizer and schedule: read by ``kl``, ``kl+rec``,
+        ``kmeans+rec`` and ``softmax-kl+rec``.
+    gamma : float, default 0.1
+        Weight of the clustering term against the reconstruction: ``kl+rec`` minimizes
+        gamma * KL + MSE; ``kmeans+rec`` and ``softmax-kl+rec`` weight their own terms by it.
+    alpha : float, default 1.0
+        Degrees of freedom of the Student's t soft assignment (``kl``, ``kl+rec``).
+    update_interval : int, default 140
+        Iterations between target updates (``kl``, ``kl+rec``; ``kmeans+rec``: between its
+        k-means refreshes).
+    tol : float, default 0.001
+        Stop when fewer than this fraction of labels changed between two updates (``kl``,
+        ``kl+rec``).
+    kmeans_n_init : int, default 20
+        k-means restarts of the initial clustering (every loss).
+    init : {"kmeans", "ac-pic"}, default "kmeans"
+        The initial clustering of the phase (every loss).
+    target : {"auto", "dec", "depict"}, default "auto"
+        The target distribution (``kl``, ``kl+rec``, ``softmax-kl+rec``); ``auto``: the loss's own.
+    precision : {"fp32", "bf16"}, default "fp32"
+        bf16 autocast for the forward passes (warns once on a CPU without native bf16).
+    device : "auto", "cpu", "cuda" or torch.device, default "auto"
+    random_state : int, RandomState or None
+        Seeds weight initialization, data order, k-means and dropout.
+
+    Attributes
+    ----------
+    labels_ : ndarray (n_samples,)
+    cluster_centers_ : ndarray (n_clusters, embedding_dim)
+    autoencoder_ : torch.nn.Module, the fitted network (``transform`` embeds with it)
+    history_ : dict, ``pretrain`` (per epoch) and ``clustering`` (per target update) entries
+    seconds_ : dict, wall time per part of ``fit``
+    n_iter_ : int, clustering iterations run
+    n_features_in_ : int, pixels per sample
+
+    ``LOSSES.get(loss).params`` lists exactly the parameters a loss reads; a method's config
+    holds only those (``--list``, the records).
+    """
+
     # checked at the start of fit and pretrain, and when a run is planned (methods registry)
     _parameter_constraints = {
         "backbone": [Names(BACKBONES)],
@@ -91,6 +152,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     def __init__(
         self,
         backbone="cae",
+        *,
         loss="kl+rec",
         n_clusters=10,
         embedding_dim=10,

@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dcbench.core.metrics import nmi_geometric
 from dcbench.methods.backbones import (
     BackboneSpec,
     keras_init_,
@@ -83,7 +84,6 @@ from dcbench.methods.training import (
     rng_state,
     set_rng_state,
 )
-from dcbench.metrics import nmi_geometric
 
 LEAK = 0.01  # LeakyRectify(0.01)
 DROPOUT = (0.1, 0.1, 0.0)  # on the input, after conv1, after conv2 (the code's MNIST/USPS values)

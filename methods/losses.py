@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from torch import nn
 
+from dcbench.core.metrics import acc, nmi_geometric
+from dcbench.core.registry import Registry
 from dcbench.methods.acpic import PathIntegralClustering
 from dcbench.methods.training import (
     PhaseCheckpoint,
@@ -29,8 +31,6 @@ from dcbench.methods.training import (
     embed,
     make_optimizer,
 )
-from dcbench.metrics import acc, nmi_geometric
-from dcbench.registry import Registry
 
 LOSSES = Registry("loss")
 

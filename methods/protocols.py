@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dcbench.registry import Registry
+from dcbench.core.registry import Registry
 
 PROTOCOLS = Registry("protocol")
 DEFAULT_PROTOCOL = "paper"

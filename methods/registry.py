@@ -12,8 +12,8 @@ from typing import Any
 
 from sklearn.utils._param_validation import InvalidParameterError
 
-from dcbench.errors import UsageError
-from dcbench.registry import Registry
+from dcbench.core.errors import UsageError
+from dcbench.core.registry import Registry
 
 METHODS = Registry("method")
 

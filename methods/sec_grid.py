@@ -20,9 +20,9 @@ import numbers
 
 import numpy as np
 
+from dcbench.core.metrics import acc, nmi_geometric
 from dcbench.methods.registry import MethodSpec, register_method
 from dcbench.methods.sec import SEC
-from dcbench.metrics import acc, nmi_geometric
 
 MU_GRID = tuple(10.0**k for k in range(-4, 5))  # ours: DEC's own grid for SEC is not known
 

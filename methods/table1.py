@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dcbench.errors import UsageError
+from dcbench.core.errors import UsageError
 from dcbench.methods.backbones import BACKBONES
 from dcbench.methods.deep import PRETRAIN_PARAMS, DeepClusterer
 from dcbench.methods.losses import LOSSES

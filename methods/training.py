@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dcbench.errors import TrainingDiverged, UsageError
+from dcbench.core.errors import TrainingDiverged, UsageError
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("fp32", "bf16")
@@ -46,7 +46,7 @@ def autocast(device: torch.device, precision: str):
 
 def check_precision(precision: str, device: torch.device) -> None:
     """Warn once per process when bf16 is asked for on a CPU that emulates it."""
-    from dcbench.runinfo import cpu_features
+    from dcbench.core.runinfo import cpu_features
 
     if precision == "bf16" and device.type == "cpu" and not cpu_features()["bf16_native"]:
         _warn_emulated_bf16(cpu_features()["cpu_capability"])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dcbench.fileio import atomic_write_text
+from dcbench.core.fileio import atomic_write_text
 from dcbench.reports.figures import FIG3_METHODS, curves_figure, spread_figure, tsne_figure
 from dcbench.reports.significance import significance_markdown
 from dcbench.reports.tables import write_tables
-from dcbench.store import ResultsStore
+from dcbench.runner.store import ResultsStore
 
 
 def build_report(

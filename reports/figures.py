@@ -16,10 +16,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from dcbench.core.fileio import load_torch  # noqa: E402
+from dcbench.core.metrics import cluster_to_class_map  # noqa: E402
 from dcbench.datasets import DATASETS  # noqa: E402
-from dcbench.fileio import load_torch  # noqa: E402
 from dcbench.methods import METHODS  # noqa: E402
-from dcbench.metrics import cluster_to_class_map  # noqa: E402
 from dcbench.reports.tables import ordered  # noqa: E402
 
 CLASS_COLORS = plt.get_cmap("tab10").colors  # class k is always this color, in every panel

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from dcbench.core.fileio import atomic_write_text
 from dcbench.datasets import DATASETS
-from dcbench.fileio import atomic_write_text
 from dcbench.methods import METHODS
 from dcbench.reports.paper import paper_source, paper_value
-from dcbench.store import ResultsStore
+from dcbench.runner.store import ResultsStore
 
 NMI_COLUMN = {"geometric": "nmi_geometric", "arithmetic": "nmi_arithmetic"}
 

@@ -9,12 +9,12 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_circles, make_moons
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from dcbench.core.metrics import acc
 from dcbench.methods import METHODS, DeepClusterer
 from dcbench.methods import depict as depict_module
 from dcbench.methods import losses as losses_module
 from dcbench.methods.acpic import PathIntegralClustering, _complexity, _increment
 from dcbench.methods.losses import frequency_prior_target, target_distribution
-from dcbench.metrics import acc
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

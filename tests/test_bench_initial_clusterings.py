@@ -1,26 +1,20 @@
 """bench/initial_clusterings.py redoes a run's initial clustering on its pretrained weights."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import blobs
+from conftest import blobs, load_bench_script
 
 from dcbench.datasets import ImageDataset
-from dcbench.executor import execute
-from dcbench.plan import make_plan
-from dcbench.store import ResultsStore
-
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "initial_clusterings.py"
+from dcbench.runner.executor import execute
+from dcbench.runner.plan import make_plan
+from dcbench.runner.store import ResultsStore
 
 
 @pytest.fixture
 def script():
-    spec = importlib.util.spec_from_file_location("initial_clusterings", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("initial_clusterings")
 
 
 def test_classes_leading_a_cluster_counts_merged_classes(script):

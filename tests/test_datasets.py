@@ -4,10 +4,10 @@ import hashlib
 import numpy as np
 import pytest
 
+from dcbench.core.errors import DataError
 from dcbench.datasets import DATASETS, DatasetSpec, RemoteFile, load_dataset
 from dcbench.datasets import base as datasets_base
 from dcbench.datasets.catalog import read_idx
-from dcbench.errors import DataError
 
 
 def test_registry_has_the_protocol_datasets():

@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import blobs
 
+from dcbench.core.metrics import acc
 from dcbench.methods import LOSSES, METHODS, DeepClusterer
 from dcbench.methods import dcn as dcn_module
 from dcbench.methods.dcn import assign, dcn_loss, dcn_optimizer, update_centers
-from dcbench.metrics import acc
 
 FAST = dict(
     pretrain_epochs=3, pretrain_optimizer="adam", pretrain_lr=1e-3, pretrain_batch_size=32,

@@ -5,10 +5,10 @@ import pytest
 import torch
 from conftest import assert_same_fit, blobs
 
+from dcbench.core.metrics import acc
 from dcbench.methods import BACKBONES, METHODS, DeepClusterer, training
 from dcbench.methods import losses as losses_module
 from dcbench.methods.losses import soft_assign, target_distribution
-from dcbench.metrics import acc
 
 FAST = dict(
     pretrain_epochs=3,
@@ -292,7 +292,7 @@ def test_fit_reports_where_its_time_went():
 def test_an_interrupted_clustering_phase_resumes_to_the_uninterrupted_result(
     loss, tmp_path, monkeypatch
 ):
-    from dcbench.pretrain_cache import FileCheckpoint
+    from dcbench.runner.pretrain_cache import FileCheckpoint
 
     x, y = blobs(n_per_cluster=40, n_clusters=3, shape=(1, 8, 8))
     params = dict(backbone="cae", loss=loss, n_clusters=3, random_state=0)
@@ -319,3 +319,12 @@ def test_an_interrupted_clustering_phase_resumes_to_the_uninterrupted_result(
 
     resumed = DeepClusterer(**params).fit(x, y, pretrained=pretrained, checkpoint=checkpoint)
     assert_same_fit(resumed, uninterrupted)
+
+
+def test_parameters_after_the_backbone_are_keyword_only():
+    with pytest.raises(TypeError):
+        DeepClusterer("sae", "kl")
+    assert DeepClusterer("sae", loss="kl").get_params()["loss"] == "kl"
+    # the docstring names every parameter
+    for name in DeepClusterer().get_params():
+        assert name in DeepClusterer.__doc__, name

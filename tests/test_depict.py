@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from conftest import assert_same_fit, blobs
 
+from dcbench.core.metrics import acc
 from dcbench.methods import BACKBONES, LOSSES, METHODS, DeepClusterer
 from dcbench.methods import depict as depict_module
 from dcbench.methods.depict import DepictAutoencoder, SoftmaxClustering
 from dcbench.methods.losses import frequency_prior_target, target_distribution
-from dcbench.metrics import acc
 
 FAST = dict(
     pretrain_epochs=3, pretrain_optimizer="adam", pretrain_lr=1e-3, pretrain_batch_size=32,
@@ -224,7 +224,7 @@ def test_an_interrupted_depict_phase_resumes_to_the_uninterrupted_result(
     stop_at_step, saved_stage, saved_iteration, tmp_path, monkeypatch
 ):
     from dcbench.methods import training
-    from dcbench.pretrain_cache import FileCheckpoint
+    from dcbench.runner.pretrain_cache import FileCheckpoint
 
     x, y = blobs(n_per_cluster=40, n_clusters=3, shape=(1, 8, 8))  # 4 batches an epoch
     params = dict(backbone="depict-cae", loss="softmax-kl+rec", n_clusters=3, random_state=0)

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from conftest import blobs
 
-from dcbench.backends import InProcess, LocalProcesses
 from dcbench.cli import main
+from dcbench.core.fileio import load_torch, save_torch
 from dcbench.datasets import ImageDataset
-from dcbench.executor import execute
-from dcbench.fileio import load_torch, save_torch
 from dcbench.methods import METHODS
-from dcbench.plan import make_plan
-from dcbench.pretrain_cache import FileCheckpoint
-from dcbench.store import ResultsStore
+from dcbench.runner.backends import InProcess, LocalProcesses
+from dcbench.runner.executor import execute
+from dcbench.runner.plan import make_plan
+from dcbench.runner.pretrain_cache import FileCheckpoint
+from dcbench.runner.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -98,7 +98,7 @@ def test_in_process_runs_use_the_asked_threads_and_restore_the_callers(data, tmp
 
 def test_ray_executor_gives_the_in_process_results(data, reference, tmp_path):
     ray = pytest.importorskip("ray")
-    from dcbench.backends import RayExecutor
+    from dcbench.runner.backends import RayExecutor
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:

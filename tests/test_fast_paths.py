@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from conftest import blobs
 from sklearn.metrics import adjusted_rand_score
 
+from dcbench.core.metrics import acc
 from dcbench.methods import DeepClusterer, layers, training
 from dcbench.methods import losses as losses_module
 from dcbench.methods.depict import DepictAutoencoder
-from dcbench.metrics import acc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import naive_loop  # noqa: E402

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from dcbench.cli import main
-from dcbench.store import ResultsStore
+from dcbench.runner.store import ResultsStore
 
 
 def run(*args):

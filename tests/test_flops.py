@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from dcbench.flops import forward_flops, training_flops
+from dcbench.core.flops import forward_flops, training_flops
 from dcbench.methods.backbones import BACKBONES
 
 CASES = [("cae", (1, 28, 28)), ("cae", (1, 16, 16)), ("cae", (1, 8, 8)), ("sae", (1, 28, 28))]

@@ -3,7 +3,14 @@ import math
 import numpy as np
 import pytest
 
-from dcbench.metrics import acc, ari, cluster_to_class_map, evaluate, nmi_arithmetic, nmi_geometric
+from dcbench.core.metrics import (
+    acc,
+    ari,
+    cluster_to_class_map,
+    evaluate,
+    nmi_arithmetic,
+    nmi_geometric,
+)
 
 
 def test_acc_is_invariant_to_cluster_renaming():

@@ -5,12 +5,12 @@ import json
 import pytest
 from conftest import blobs
 
+from dcbench.core.fileio import load_torch, save_torch
 from dcbench.datasets import ImageDataset
-from dcbench.executor import execute
-from dcbench.fileio import load_torch, save_torch
 from dcbench.methods import METHODS, DeepClusterer
-from dcbench.plan import make_plan
-from dcbench.store import ResultsStore
+from dcbench.runner.executor import execute
+from dcbench.runner.plan import make_plan
+from dcbench.runner.store import ResultsStore
 
 TINY = {
     "pretrain_epochs": 2,
@@ -113,7 +113,7 @@ def test_record_keeps_history_and_the_fitted_model(tmp_path, tiny_data):
 
 def test_a_resumed_pretraining_counts_the_earlier_attempts_time(tmp_path, tiny_data, monkeypatch):
     from dcbench.methods import training
-    from dcbench.pretrain_cache import FileCheckpoint, PretrainCache
+    from dcbench.runner.pretrain_cache import FileCheckpoint, PretrainCache
 
     monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # save after every epoch
     est = DeepClusterer(backbone="cae", random_state=0, **{**TINY, "pretrain_epochs": 3})

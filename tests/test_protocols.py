@@ -7,14 +7,14 @@ import pytest
 from conftest import assert_same_fit, blobs
 
 from dcbench.cli import main
-from dcbench.errors import UsageError
-from dcbench.executor import pending_runs
+from dcbench.core.errors import UsageError
 from dcbench.methods import DeepClusterer
 from dcbench.methods.protocols import PROTOCOLS
-from dcbench.plan import make_plan, protocol_of
-from dcbench.pretrain_cache import pretrain_key
-from dcbench.store import ResultsStore
-from dcbench.work import pretrain_key_of
+from dcbench.runner.executor import pending_runs
+from dcbench.runner.plan import make_plan, protocol_of
+from dcbench.runner.pretrain_cache import pretrain_key
+from dcbench.runner.store import ResultsStore
+from dcbench.runner.work import pretrain_key_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -62,7 +62,7 @@ def test_transform_and_predict_scale_new_data():
 
 
 def test_a_restored_estimator_embeds_with_its_scale():
-    from dcbench.work import fitted_state
+    from dcbench.runner.work import fitted_state
 
     x, _ = blobs()
     est = DeepClusterer(loss="kl", input_scale=3.0, **FAST).fit(x)
@@ -201,7 +201,7 @@ def test_bf16_on_a_cpu_without_it_warns_once(monkeypatch):
 
     import torch
 
-    from dcbench import runinfo
+    from dcbench.core import runinfo
     from dcbench.methods import training
 
     monkeypatch.setattr(
@@ -225,7 +225,7 @@ def test_bf16_on_a_cpu_without_it_warns_once(monkeypatch):
 
 
 def test_records_say_which_kind_of_cpu(tmp_path, capsys):
-    from dcbench import runinfo
+    from dcbench.core import runinfo
 
     assert (
         main(
@@ -245,3 +245,19 @@ def test_records_say_which_kind_of_cpu(tmp_path, capsys):
     record = json.loads((tmp_path / "records" / "kmeans__digits__seed0.json").read_text())
     assert record["cpu_capability"] == runinfo.cpu_features()["cpu_capability"]
     assert isinstance(record["bf16_native"], bool)
+
+
+def test_the_device_is_part_of_the_cache_key_and_of_a_folders_identity(tmp_path):
+    run = make_plan(["dcec"], ["usps"], [0])[0]
+    cpu, cuda = pretrain_key_of(run, 9298, "cpu"), pretrain_key_of(run, 9298, "cuda")
+    assert cpu != cuda and pretrain_key_of(run, 9298, "cuda:1") == cuda
+    # CPU keys are those of the files cached before the device was part of the key
+    config = {**DeepClusterer(**run.config).pretrain_config()}
+    assert cpu == pretrain_key(
+        "usps", 9298, 0, {k: v for k, v in config.items() if k != "input_scale"}
+    )
+    store = ResultsStore(tmp_path)
+    store.put({**_old_record(run), "protocol": "paper", "config": run.config, "device": "cpu"})
+    assert pending_runs([run], store, device="cpu") == []
+    with pytest.raises(UsageError, match="run on cpu, and this run is on cuda"):
+        pending_runs([run], store, device="cuda")

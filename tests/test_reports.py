@@ -10,7 +10,7 @@ import pytest
 from dcbench.cli import main
 from dcbench.reports.significance import paired_tests
 from dcbench.reports.tables import latex_table, summarize
-from dcbench.store import ResultsStore
+from dcbench.runner.store import ResultsStore
 
 TINY = ["--set", "pretrain_epochs=3", "--set", "maxiter=40", "--set", "kmeans_n_init=2"]
 

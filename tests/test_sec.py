@@ -4,10 +4,10 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs, make_circles
 
+from dcbench.core.metrics import acc
 from dcbench.methods import METHODS
 from dcbench.methods.graph import knn_graph, normalized_adjacency, normalized_laplacian
 from dcbench.methods.sec import SEC, KNNSpectral, bottom_eigenvectors, sec_operator
-from dcbench.metrics import acc
 
 
 def blob_images(n=300, centers=4, seed=0):

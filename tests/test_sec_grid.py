@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
+from dcbench.core.metrics import acc
 from dcbench.methods import METHODS
 from dcbench.methods.sec import SEC
 from dcbench.methods.sec_grid import SECBestOfGrid
-from dcbench.metrics import acc
 
 
 def overlapping_blobs(n=240, seed=0):

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from dcbench.reports.tables import latex_table, markdown_table, summarize
-from dcbench.store import ResultsStore
+from dcbench.runner.store import ResultsStore
 
 
 def _record(method, dataset, seed, acc, status="ok"):

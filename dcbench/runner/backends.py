@@ -2,7 +2,7 @@
 
 Every backend has the same small interface: ``slots`` (units in flight at once),
 ``submit(unit, cache) -> Future[UnitResult]``, ``recover()`` after a worker died, and
-``close()``. The driver (``dcbench.executor``) does the rest, so a new backend is one class.
+``close()``. The driver (``dcbench.runner.executor``) does the rest, so a new backend is one class.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
+from dcbench.core.errors import UsageError
 from dcbench.datasets import ImageDataset
-from dcbench.errors import UsageError
-from dcbench.pretrain_cache import PretrainCache
-from dcbench.work import Unit, UnitResult, run_unit
+from dcbench.runner.pretrain_cache import PretrainCache
+from dcbench.runner.work import Unit, UnitResult, run_unit
 
 EXECUTORS = ("local", "ray")
 

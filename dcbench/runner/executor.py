@@ -15,18 +15,28 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from dcbench.backends import InProcess
+from dcbench.core.errors import UsageError
+from dcbench.core.fileio import save_torch
 from dcbench.datasets import ImageDataset
-from dcbench.errors import UsageError
-from dcbench.fileio import save_torch
-from dcbench.plan import Run, config_changes, protocol_of
-from dcbench.pretrain_cache import PretrainCache
-from dcbench.store import ResultsStore
-from dcbench.work import Unit, UnitResult, failed_records, make_units, model_path
+from dcbench.runner.backends import InProcess
+from dcbench.runner.plan import Run, config_changes, protocol_of
+from dcbench.runner.pretrain_cache import PretrainCache
+from dcbench.runner.store import ResultsStore
+from dcbench.runner.work import (
+    Unit,
+    UnitResult,
+    device_type,
+    failed_records,
+    make_units,
+    model_path,
+)
 
 
-def pending_runs(plan: Iterable[Run], store: ResultsStore, *, force: bool = False) -> list[Run]:
-    """The runs not yet done. A finished record with a different config is an error, not a skip."""
+def pending_runs(
+    plan: Iterable[Run], store: ResultsStore, *, force: bool = False, device: str | None = None
+) -> list[Run]:
+    """The runs not yet done. A finished record with a different config, protocol or (when
+    ``device`` is given) device type is an error, not a skip."""
     todo = []
     for run in plan:
         done = store.get(run.method, run.dataset, run.seed)
@@ -36,6 +46,16 @@ def pending_runs(plan: Iterable[Run], store: ResultsStore, *, force: bool = Fals
             raise UsageError(
                 f"{store.out_dir} already holds {run.label} with a different config "
                 f"(changed: {', '.join(changed)}); use --force to replace it or another --out"
+            )
+        elif (
+            device is not None
+            and done.get("device")
+            and (device_type(done["device"]) != device_type(device))
+        ):
+            raise UsageError(
+                f"{store.out_dir} already holds {run.label} run on {done['device']}, and this "
+                f"run is on {device}: devices round differently, so they never share a results "
+                "folder; pass another --out (or --force to replace it)"
             )
         elif (held := protocol_of(done)) != run.protocol:
             raise UsageError(
@@ -56,7 +76,7 @@ def execute(
 ) -> list[dict[str, Any]]:
     """Fit every run, storing each record as its unit finishes. A failing run (or a dead
     worker) is recorded as failed and the others go on."""
-    units = make_units(runs, {name: d.n_samples for name, d in data.items()})
+    units = make_units(runs, {name: d.n_samples for name, d in data.items()}, device)
     cache = PretrainCache(store.out_dir / "pretrained")
     backend = backend or InProcess(data, device)
     records: list[dict[str, Any]] = []

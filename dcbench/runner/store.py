@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from dcbench.errors import UsageError
-from dcbench.fileio import atomic_write_text
+from dcbench.core.errors import UsageError
+from dcbench.core.fileio import atomic_write_text
 
 CSV_COLUMNS = [
     "method", "dataset", "seed", "protocol", "status",
@@ -75,7 +75,7 @@ class ResultsStore:
         return [r for r in found if r is not None]
 
     def dataframe(self) -> pd.DataFrame:
-        from dcbench.plan import protocol_of  # records from before protocols had names
+        from dcbench.runner.plan import protocol_of  # records from before protocols had names
 
         metrics = ["acc", "nmi_geometric", "nmi_arithmetic", "ari"]
         rows = [

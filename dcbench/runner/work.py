@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from dcbench import runinfo
+from dcbench.core import runinfo
+from dcbench.core.metrics import evaluate
 from dcbench.datasets import ImageDataset
 from dcbench.methods import METHODS, combination
-from dcbench.metrics import evaluate
-from dcbench.plan import Run
-from dcbench.pretrain_cache import PretrainCache, pretrain_key
+from dcbench.runner.plan import Run
+from dcbench.runner.pretrain_cache import PretrainCache, pretrain_key
 
 
 @dataclass(frozen=True)
@@ -42,24 +42,34 @@ class UnitResult:
     pretrained: dict[str, Any] | None = None  # a state pretrained by this unit, to be cached
 
 
-def make_units(runs: list[Run], n_samples: dict[str, int]) -> list[Unit]:
-    """Group runs that share a pretraining (same backbone, dataset, seed and pretraining
-    config) into one unit, keeping the plan's order; every other run is a unit of its own."""
+def make_units(runs: list[Run], n_samples: dict[str, int], device: str = "cpu") -> list[Unit]:
+    """Group runs that share a pretraining (same backbone, dataset, seed, pretraining config
+    and device type) into one unit, keeping the plan's order; every other run is a unit of its
+    own."""
     groups: dict[str, list[Run]] = {}
     keys: dict[str, str | None] = {}
     for run in runs:
-        key = pretrain_key_of(run, n_samples[run.dataset])
+        key = pretrain_key_of(run, n_samples[run.dataset], device)
         group = key or f"alone:{run.method}:{run.dataset}:{run.seed}"
         groups.setdefault(group, []).append(run)
         keys[group] = key
     return [Unit(tuple(group_runs), keys[g]) for g, group_runs in groups.items()]
 
 
-def pretrain_key_of(run: Run, n_samples: int) -> str | None:
+def pretrain_key_of(run: Run, n_samples: int, device: str = "cpu") -> str | None:
+    """The cache key of a run's pretraining. The device type is part of it: weights trained
+    on a GPU round differently from the CPU's, and are never silently reused for them."""
     estimator = method_spec(run.method).build(run.config)
     if not hasattr(estimator, "pretrain_config"):
         return None
-    return pretrain_key(run.dataset, n_samples, run.seed, estimator.pretrain_config())
+    config = {**estimator.pretrain_config(), "device": device_type(device)}
+    return pretrain_key(run.dataset, n_samples, run.seed, config)
+
+
+def device_type(device) -> str:
+    """``cpu``, ``cuda``, ...: what a record's or a planned device runs on (``cuda (H100)``,
+    ``cuda:1`` -> ``cuda``)."""
+    return str(device).split(" ")[0].split(":")[0]
 
 
 def method_spec(name: str):

@@ -9,7 +9,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from dcbench.errors import UsageError
+from dcbench.core.errors import UsageError
 
 _LIBRARIES = ("dcbench", "torch", "numpy", "scipy", "scikit-learn", "pandas", "openTSNE")
 
@@ -29,7 +29,7 @@ def versions() -> dict[str, str]:
 def git_commit() -> str:
     """The checkout's commit, with ``-dirty`` if its code has uncommitted changes (committed
     benchmark output under bench/results/ does not count); ``unknown`` outside git."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]  # dcbench/core/runinfo.py -> the checkout
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True

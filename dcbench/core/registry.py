@@ -10,7 +10,7 @@ import fnmatch
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dcbench.errors import UsageError
+from dcbench.core.errors import UsageError
 
 
 class Registry:

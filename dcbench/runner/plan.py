@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dcbench.errors import UsageError
+from dcbench.core.errors import UsageError
 from dcbench.methods import METHODS, combination
 from dcbench.methods.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 

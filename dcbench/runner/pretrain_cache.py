@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dcbench.fileio import load_torch, save_torch
+from dcbench.core.fileio import load_torch, save_torch
 
 # Parameters added after caches existed, at the value every earlier run had implicitly: left
 # out of the digest at that value, so that earlier pretrained files and checkpoints stay valid.
-IMPLICIT_BEFORE = {"input_scale": 1.0}
+IMPLICIT_BEFORE = {"input_scale": 1.0, "device": "cpu"}
 
 
 def _digest(payload: dict[str, Any]) -> str:

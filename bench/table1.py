@@ -1,0 +1,144 @@
+"""The Table 1 campaign: every cell of the DCEC paper's Table 1 into one results folder.
+
+    python bench/table1.py                  # run what is missing, stage by stage, then report
+    python bench/table1.py --report-only    # rebuild comparison.md from the records alone
+
+Stages run in order into ``bench/results/table1/`` (one ``run_all`` at a time: the folder's
+lock), each with ``--order seed`` (one seed of everything before a second seed of anything),
+``--jobs 2`` and one thread per run. Every stage resumes: finished runs are skipped, and an
+interrupted pretraining or clustering phase resumes from its checkpoint in ``pretrained/``.
+``comparison.md`` shows the table as the paper lays it out (methods x datasets), each cell
+with its n seeds out of the target, the paper beside it, and the campaign's status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "results" / "table1"
+
+PAPER_METHODS = ["kmeans", "sec", "sae-kmeans", "dec", "idec", "cae-kmeans", "dec-conv", "dcec"]
+DEEP = ["cae-kmeans", "dec-conv", "dcec", "sae-kmeans", "dec", "idec"]
+FIVE = [0, 1, 2, 3, 4]
+# (datasets, methods, seeds), in the order they run: the cheap and the CPU-sized columns first
+STAGES = [
+    (["usps", "mnist-test"], ["kmeans", "sec", *DEEP], FIVE),
+    (["mnist-full"], ["kmeans", "sec"], FIVE),
+    (["mnist-full"], ["sec-best-of-9"], [0]),
+    (["mnist-full"], DEEP, [0]),
+]
+DATASETS = ["mnist-full", "mnist-test", "usps"]  # the paper's column order
+
+
+def targets() -> dict[tuple[str, str], int]:
+    """(method, dataset) -> the number of seeds the campaign runs for that cell."""
+    wanted: dict[tuple[str, str], int] = {}
+    for datasets, methods, seeds in STAGES:
+        for d in datasets:
+            for m in methods:
+                wanted[(m, d)] = wanted.get((m, d), 0) + len(seeds)
+    return wanted
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--report-only", action="store_true", help="only rebuild the report")
+    p.add_argument("--workers", type=int, default=2, help="worker processes, one thread each")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--stages", default=None, help="comma list of stage numbers (default: all)")
+    args = p.parse_args()
+    if not args.report_only:
+        chosen = (
+            range(len(STAGES)) if args.stages is None else [int(s) for s in args.stages.split(",")]
+        )
+        for i in chosen:
+            code = run_stage(i, args)
+            print(f"stage {i} exited with {code}", flush=True)
+    print(write_report(OUT))
+    return 0
+
+
+def run_stage(i: int, args) -> int:
+    from dcbench.cli import main as run_all
+
+    datasets, methods, seeds = STAGES[i]
+    argv = ["--methods", ",".join(methods), "--datasets", ",".join(datasets),
+            "--seeds", ",".join(map(str, seeds)) + ",", "--out", str(OUT),
+            "--data-dir", args.data_dir, "--device", args.device, "--no-progress",
+            "--jobs", str(args.workers), "--threads", "1", "--order", "seed"]  # fmt: skip
+    (OUT / "logs").mkdir(parents=True, exist_ok=True)
+    with open(OUT / "logs" / "table1.log", "a") as log:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            print(f"== stage {i} at {datetime.now(timezone.utc).isoformat(timespec='seconds')}: "
+                  f"{' '.join(argv)}", flush=True)  # fmt: skip
+            return run_all(argv)
+
+
+def cell_table(frame, wanted: dict[tuple[str, str], int]) -> tuple[str, int, int]:
+    """The paper's layout: one row per method, per dataset 'ACC / NMI (n/target)' and the
+    paper's ACC / NMI. Returns the Markdown, the runs done and the runs wanted."""
+    from dcbench.reports.paper import paper_value
+    from dcbench.reports.tables import spread
+
+    ok = frame[frame["status"] == "ok"]
+    header = "| method | " + " | ".join(f"{d} ACC | {d} NMI | n | paper" for d in DATASETS) + " |"
+    lines = [header, "|---|" + "---:|---:|---:|---:|" * len(DATASETS)]
+    done = 0
+    methods = PAPER_METHODS + [m for m in dict.fromkeys(ok["method"]) if m not in PAPER_METHODS]
+    for m in methods:
+        cells = [m]
+        for d in DATASETS:
+            mine = ok[(ok["method"] == m) & (ok["dataset"] == d)]
+            target = wanted.get((m, d), 0)
+            done += min(len(mine), target)
+            acc = spread(list(mine["acc"] * 100))
+            nmi = spread(list(mine["nmi_geometric"] * 100))
+            pa, pn = paper_value(m, d, "acc"), paper_value(m, d, "nmi")
+            paper = "–" if pa is None else f"{pa:.2f} / {'–' if pn is None else f'{pn:.2f}'}"
+            cells += [acc, nmi, f"{len(mine)}/{target}" if target else str(len(mine)), paper]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines), done, sum(wanted.values())
+
+
+def write_report(out: Path) -> str:
+    from dcbench.core import runinfo
+    from dcbench.core.fileio import atomic_write_text
+    from dcbench.reports.tables import comparison_markdown, protocols_line, summarize
+    from dcbench.runner.store import ResultsStore
+
+    frame = ResultsStore(out).dataframe()
+    table, done, wanted = cell_table(frame, targets())
+    status = "complete" if done == wanted else f"PARTIAL: {done} of {wanted} runs finished"
+    text = (
+        f"# Table 1 of Guo et al. (2017): ours vs the paper ({status})\n\n"
+        "ACC and NMI (geometric) in %, mean ± sample std over the n seeds finished, of the "
+        "target; 'paper' is ACC / NMI from the paper's Table 1 (SEC: ACC only).\n"
+        f"{protocols_line(summarize(frame))}\n\n{table}\n\n"
+        "## Per method and dataset, with the difference to the paper\n\n"
+        f"{comparison_markdown(frame)}"
+    )
+    atomic_write_text(out / "comparison.md", text)
+    meta = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": runinfo.git_commit(),
+        "machine": runinfo.machine(),
+        **runinfo.cpu_features(),
+        "versions": runinfo.versions(),
+        "runs_wanted": wanted,
+        "runs_ok_counted": done,
+        "complete": done == wanted,
+        "stages": [{"datasets": d, "methods": m, "seeds": s} for d, m, s in STAGES],
+    }
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""bench/table1.py: the campaign's cells, and a report laid out as the paper's Table 1."""
+
+import pandas as pd
+import pytest
+from conftest import load_bench_script
+
+
+@pytest.fixture
+def script():
+    return load_bench_script("table1")
+
+
+def test_every_cell_of_the_papers_table_is_targeted(script):
+    wanted = script.targets()
+    from dcbench.reports.paper import TABLE1
+
+    for method, by_dataset in TABLE1.items():
+        for dataset in by_dataset:
+            assert wanted.get((method, dataset), 0) >= 1, (method, dataset)
+    assert wanted[("dcec", "mnist-test")] == 5 and wanted[("dcec", "mnist-full")] == 1
+    assert wanted[("sec", "mnist-full")] == 5 and wanted[("sec-best-of-9", "mnist-full")] == 1
+    assert wanted[("kmeans", "usps")] == 5
+
+
+def test_report_shows_n_of_target_and_the_paper(script, tmp_path):
+    rows = [{"method": "dcec", "dataset": "usps", "seed": s, "protocol": "paper", "status": "ok",
+             "acc": a, "nmi_geometric": a, "nmi_arithmetic": a, "ari": a, "seconds": 1.0}
+            for s, a in ((0, 0.78), (1, 0.80))]  # fmt: skip
+    rows.append({**rows[0], "seed": 2, "status": "failed", "acc": None})
+    table, done, wanted = script.cell_table(pd.DataFrame(rows), script.targets())
+    line = next(x for x in table.splitlines() if x.startswith("| dcec |"))
+    assert "79.00 ± 1.41" in line and "2/5" in line and "79.00 / 82.57" in line
+    assert "0/5" in line  # the MNIST-test cell: nothing yet, the target shown
+    assert done == 2 and wanted == sum(script.targets().values())
+    sec = next(x for x in table.splitlines() if x.startswith("| sec |"))
+    assert "80.37 / –" in sec

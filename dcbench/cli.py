@@ -202,7 +202,9 @@ def run_suite(args: argparse.Namespace) -> int:
     with store.exclusive():  # a second run_all on the same --out stops with a clear error
         data = {name: load_dataset(name, data_dir) for name in datasets}
         classes = {n: d.n_classes for n, d in data.items()}
-        plan = make_plan(methods, datasets, seeds, overrides, classes, args.protocol, args.order)
+        plan = make_plan(
+            methods, datasets, seeds, overrides, classes, args.protocol, args.order, device
+        )
         todo = pending_runs(plan, store, force=args.force, device=device)
         where = runinfo.device_name(device) + {"ray": " (Ray)", "local": ""}[executor]
         if args.jobs > 1:

@@ -100,8 +100,12 @@ pretrain_batch_size
         The initial clustering of the phase (every loss).
     target : {"auto", "dec", "depict"}, default "auto"
         The target distribution (``kl``, ``kl+rec``, ``softmax-kl+rec``); ``auto``: the loss's own.
-    precision : {"fp32", "bf16"}, default "fp32"
-        bf16 autocast for the forward passes (warns once on a CPU without native bf16).
+    precision : {"auto", "fp32", "bf16"}, default "auto"
+        bf16 autocast for the forward passes, or fp32. ``auto``: the runner resolves it per
+        method and device (bf16 only for a method whose bf16 results were shown to match fp32,
+        on a device with native bf16; no method is proven yet, so fp32 everywhere today); an
+        estimator used directly treats ``auto`` as fp32. Explicit bf16 on a CPU without native
+        bf16 warns once (it is 7-8x slower there).
     device : "auto", "cpu", "cuda" or torch.device, default "auto"
     random_state : int, RandomState or None
         Seeds weight initialization, data order, k-means and dropout.
@@ -174,7 +178,7 @@ pretrain_batch_size
         kmeans_n_init=20,
         init="kmeans",
         target="auto",
-        precision="fp32",
+        precision="auto",
         device="auto",
         random_state=None,
     ):

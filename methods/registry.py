@@ -31,6 +31,9 @@ class MethodSpec:
     reference_source: str | None = None
     # The estimator parameters this method uses (its config); None means all of them.
     param_names: tuple[str, ...] | None = None
+    # precision="auto" gives bf16 only to a method whose 5-seed bf16 table matched fp32's
+    # (bench/results: |mean difference| <= max(fp32 std, 0.5 points)); none is proven yet
+    bf16_proven: bool = False
 
     def allowed_params(self) -> list[str]:
         every = self.estimator().get_params(deep=False)

@@ -15,7 +15,7 @@ from torch import nn
 from dcbench.core.errors import TrainingDiverged, UsageError
 
 OPTIMIZERS = ("adam", "sgd")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float = 0.0) -> torch.optim.Optimizer:
@@ -36,12 +36,31 @@ def _fused_ok(params) -> bool:
 
 
 def autocast(device: torch.device, precision: str):
-    """bf16 autocast for the forward pass when asked; fp32 is the plain path."""
-    if precision == "fp32":
+    """bf16 autocast for the forward pass when asked; fp32 is the plain path. ``auto`` left
+    unresolved (an estimator used directly, which does not know its method's proof) is fp32."""
+    if precision in ("fp32", "auto"):
         return contextlib.nullcontext()
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     raise UsageError(f"unknown precision '{precision}'; choose from: {', '.join(PRECISIONS)}")
+
+
+def resolve_precision(precision: str, device, bf16_proven: bool) -> str:
+    """``auto`` -> ``bf16`` where the device computes bf16 natively and the method's bf16
+    results were shown to match fp32 (its registry entry's ``bf16_proven``), else ``fp32``;
+    ``fp32`` and ``bf16`` stay as asked."""
+    if precision != "auto":
+        return precision
+    return "bf16" if bf16_proven and native_bf16(torch.device(str(device))) else "fp32"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 in hardware (on a CPU: oneDNN's native bf16 kernels)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    from dcbench.core.runinfo import cpu_features
+
+    return bool(cpu_features()["bf16_native"])
 
 
 def check_precision(precision: str, device: torch.device) -> None:

@@ -261,3 +261,30 @@ def test_the_device_is_part_of_the_cache_key_and_of_a_folders_identity(tmp_path)
     assert pending_runs([run], store, device="cpu") == []
     with pytest.raises(UsageError, match="run on cpu, and this run is on cuda"):
         pending_runs([run], store, device="cuda")
+
+
+def test_auto_precision_gives_bf16_only_to_proven_methods_on_native_hardware(monkeypatch):
+    import dataclasses
+
+    from dcbench.core import runinfo
+    from dcbench.methods import METHODS
+
+    def cpu(native):
+        monkeypatch.setattr(
+            runinfo, "cpu_features", lambda: {"cpu_capability": "X", "bf16_native": native}
+        )
+
+    def precision(method, **overrides):
+        return make_plan([method], ["usps"], [0], {method: overrides})[0].config["precision"]
+
+    assert not [m for m in METHODS if METHODS.get(m).bf16_proven]  # no proof exists yet
+    cpu(False)
+    assert precision("dcec") == "fp32"
+    monkeypatch.setitem(
+        METHODS._entries, "dcec", dataclasses.replace(METHODS.get("dcec"), bf16_proven=True)
+    )
+    assert precision("dcec") == "fp32"  # proven, but this CPU emulates bf16
+    cpu(True)
+    assert precision("dcec") == "bf16" and precision("dec-conv") == "fp32"  # dec-conv: unproven
+    assert precision("dcec", precision="fp32") == "fp32"  # an explicit choice stays
+    assert DeepClusterer().precision == "auto"

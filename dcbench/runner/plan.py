@@ -9,6 +9,7 @@ from typing import Any
 from dcbench.core.errors import UsageError
 from dcbench.methods import METHODS, combination
 from dcbench.methods.protocols import DEFAULT_PROTOCOL, PROTOCOLS
+from dcbench.methods.training import resolve_precision
 
 ORDERS = ("dataset", "seed")
 
@@ -34,6 +35,7 @@ def make_plan(
     n_clusters: dict[str, int] | None = None,
     protocol: str = DEFAULT_PROTOCOL,
     order: str = "dataset",
+    device: str = "cpu",
 ) -> list[Run]:
     """Runs ordered by dataset, then seed, then method (so shared work sits together), or with
     ``order="seed"`` by seed, then dataset, then method: one seed of everything before a second
@@ -42,7 +44,8 @@ def make_plan(
     ``overrides`` maps a method name (or ``"*"`` for every method) to parameter values;
     ``n_clusters`` maps a dataset to its number of classes (the protocol's cluster count);
     ``protocol`` names the variant (``methods/protocols.py``) laid over the registry entries,
-    below the overrides.
+    below the overrides. ``precision="auto"`` is resolved here, for ``device``, so that every
+    record stores the precision it ran in.
     """
     overrides = overrides or {}
     PROTOCOLS.get(protocol)  # an unknown name: the one-line error
@@ -60,19 +63,23 @@ def make_plan(
             preset = {"random_state": seed}
             if n_clusters and dataset in n_clusters and "n_clusters" not in mine:
                 preset["n_clusters"] = n_clusters[dataset]
-            config = resolve(method, dataset, protocol, {**preset, **mine})
+            config = resolve(method, dataset, protocol, {**preset, **mine}, device)
             runs.append(Run(method, dataset, seed, normalized(config), protocol))
     return runs
 
 
-def resolve(method: str, dataset: str, protocol: str, values: dict[str, Any]) -> dict[str, Any]:
+def resolve(
+    method: str, dataset: str, protocol: str, values: dict[str, Any], device: str = "cpu"
+) -> dict[str, Any]:
     """A method's full config on ``dataset``: its registry entry < the protocol's values <
-    ``values``."""
+    ``values``, with ``precision="auto"`` resolved for ``device``."""
     spec = _spec(method)
     backbone = spec.params.get("backbone")
-    return spec.resolve(
-        dataset, {**PROTOCOLS.get(protocol).params(method, backbone, dataset), **values}
-    )
+    protocol_values = PROTOCOLS.get(protocol).params(method, backbone, dataset)
+    config = spec.resolve(dataset, {**protocol_values, **values})
+    if "precision" in config:
+        config["precision"] = resolve_precision(config["precision"], device, spec.bf16_proven)
+    return config
 
 
 def config_changes(method: str, planned: dict[str, Any], stored: dict[str, Any]) -> list[str]:
@@ -93,7 +100,8 @@ def protocol_of(record: dict[str, Any]) -> str:
     for name in PROTOCOLS:
         preset = {k: config[k] for k in ("random_state", "n_clusters") if k in config}
         try:
-            planned = normalized(resolve(record["method"], record["dataset"], name, preset))
+            device = str(record.get("device") or "cpu").split(" ")[0]
+            planned = normalized(resolve(record["method"], record["dataset"], name, preset, device))
         except UsageError:
             continue
         if not config_changes(record["method"], planned, config):

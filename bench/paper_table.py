@@ -17,10 +17,10 @@ with the delta) from whatever records exist, so partial results are labelled as 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from dcbench.cli import PAPER_DATASETS, parse_seeds
 from dcbench.core import runinfo
 from dcbench.core.fileio import atomic_write_text
 from dcbench.reports.tables import comparison_markdown, write_tables
 from dcbench.runner.store import ResultsStore
+from dcbench.suite import PAPER_DATASETS, SuiteConfig, parse_seeds, run_suite
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_GROUPS = "kmeans,sec,cae-kmeans,dec-conv,dcec;sae-kmeans,dec,idec"
@@ -68,25 +68,25 @@ def main() -> int:
     wall = None
     if not args.report_only:
         start = time.perf_counter()
-        code = run_suite(",".join(groups), seeds, args, out)
+        code = run_table(",".join(groups), seeds, args, out)
         wall = time.perf_counter() - start
         print(f"run_all exited with {code} after {wall:.0f} s")
     write_report(out, args, groups, seeds, wall)
     return 0
 
 
-def run_suite(methods: str, seeds: list[int], args, out: Path) -> int:
-    """One run_all.py over every method and seed: its units (a pretraining and the methods
-    sharing it) run in plan order, ``--workers`` at a time, one thread each."""
-    cmd = [sys.executable, str(REPO / "run_all.py"), "--methods", methods, "--datasets", args.datasets,
-           "--seeds", ",".join(map(str, seeds)) + ",", "--out", str(out), "--data-dir", args.data_dir,
-           "--device", args.device, "--no-progress", "--jobs", str(args.workers), "--threads", "1",
-           "--protocol", args.protocol, "--order", args.order,
-           ]  # fmt: skip
-    for o in args.overrides:
-        cmd += ["--set", o]
+def run_table(methods: str, seeds: list[int], args, out: Path) -> int:
+    """One suite run over every method and seed, in this process: its units (a pretraining
+    and the methods sharing it) run in plan order, ``--workers`` at a time, one thread each;
+    what it prints goes to ``logs/run_all.log``."""
+    config = SuiteConfig(
+        methods=methods, datasets=args.datasets, seeds=seeds, out=out, data_dir=args.data_dir,
+        device=args.device, progress=False, jobs=args.workers, threads=1,
+        overrides=args.overrides, protocol=args.protocol, order=args.order,
+    )  # fmt: skip
     with open(out / "logs" / "run_all.log", "a") as log:
-        return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO).returncode
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            return 1 if run_suite(config).failed else 0
 
 
 def write_report(

@@ -66,19 +66,20 @@ def main() -> int:
 
 
 def run_stage(i: int, args) -> int:
-    from dcbench.cli import main as run_all
+    """One stage as a suite run in this process; its output goes to ``logs/table1.log``."""
+    from dcbench.suite import SuiteConfig, run_suite
 
     datasets, methods, seeds = STAGES[i]
-    argv = ["--methods", ",".join(methods), "--datasets", ",".join(datasets),
-            "--seeds", ",".join(map(str, seeds)) + ",", "--out", str(OUT),
-            "--data-dir", args.data_dir, "--device", args.device, "--no-progress",
-            "--jobs", str(args.workers), "--threads", "1", "--order", "seed"]  # fmt: skip
+    config = SuiteConfig(
+        methods=methods, datasets=datasets, seeds=seeds, out=OUT, data_dir=args.data_dir,
+        device=args.device, jobs=args.workers, threads=1, order="seed", progress=False,
+    )  # fmt: skip
     (OUT / "logs").mkdir(parents=True, exist_ok=True)
     with open(OUT / "logs" / "table1.log", "a") as log:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            print(f"== stage {i} at {datetime.now(timezone.utc).isoformat(timespec='seconds')}: "
-                  f"{' '.join(argv)}", flush=True)  # fmt: skip
-            return run_all(argv)
+            stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            print(f"== stage {i} at {stamp}: {datasets} x {methods} x seeds {seeds}", flush=True)
+            return 1 if run_suite(config).failed else 0
 
 
 def cell_table(frame, wanted: dict[tuple[str, str], int]) -> tuple[str, int, int]:

@@ -8,7 +8,7 @@ from dcbench.core.fileio import atomic_write_text
 from dcbench.reports.figures import FIG3_METHODS, curves_figure, spread_figure, tsne_figure
 from dcbench.reports.significance import significance_markdown
 from dcbench.reports.tables import write_tables
-from dcbench.runner.store import ResultsStore
+from dcbench.runner.store import ResultsStore, safe_name
 
 
 def build_report(
@@ -26,7 +26,7 @@ def build_report(
     results = store.dataframe()
     table_md, table_paths = write_tables(out, nmi)
     sig = significance_markdown(results)
-    atomic_write_text(out / "tables" / "significance.md", sig)
+    atomic_write_text(store.tables_dir / "significance.md", sig)
 
     sections = [
         "# Clustering report\n",
@@ -39,7 +39,7 @@ def build_report(
         sig,
     ]
     if figures:
-        figs = out / "figures"
+        figs = store.figures_dir
         sections.append("## Per-seed spread\n")
         sections += _images(spread_figure(results, figs / "acc_spread"), out)
         records = [r for r in store.records() if r.get("status") == "ok"]
@@ -56,9 +56,10 @@ def build_report(
         sections.append("## Training curves (clustering phase)\n")
         for method, dataset in dict.fromkeys((r["method"], r["dataset"]) for r in records):
             mine = [r for r in records if r["method"] == method and r["dataset"] == dataset]
-            safe = method.replace(":", "+")
-            sections += _images(curves_figure(mine, figs / f"curves_{safe}_{dataset}"), out)
-    path = out / "report.md"
+            sections += _images(
+                curves_figure(mine, figs / f"curves_{safe_name(method)}_{dataset}"), out
+            )
+    path = store.report_path
     atomic_write_text(path, "\n".join(sections))
     return path
 

@@ -177,7 +177,7 @@ def write_tables(out_dir: str | Path, nmi: str = "geometric") -> tuple[str, list
     store = ResultsStore(out_dir)
     summary = summarize(store.dataframe())
     md, tex = markdown_table(summary, nmi), latex_table(summary, nmi)
-    paths = [Path(out_dir) / "tables" / "table.md", Path(out_dir) / "tables" / "table.tex"]
+    paths = [store.table_path, store.tables_dir / "table.tex"]
     atomic_write_text(paths[0], md)
     atomic_write_text(paths[1], tex)
     return md, paths

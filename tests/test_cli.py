@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from dcbench.cli import main
+from dcbench.core.errors import UsageError
 from dcbench.methods import METHODS, MethodSpec, PixelKMeans
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,7 +205,7 @@ def test_a_bad_backbone_loss_pair_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_methods_paper_is_the_eight_rows_of_table_1_and_all_adds_the_rest():
-    from dcbench.cli import method_aliases
+    from dcbench.suite import method_aliases
 
     aliases = method_aliases()
     assert aliases["paper"] == [
@@ -212,3 +213,27 @@ def test_methods_paper_is_the_eight_rows_of_table_1_and_all_adds_the_rest():
     ]  # fmt: skip
     assert set(aliases["paper"]) < set(aliases["all"])
     assert {"dcn", "depict"} <= set(aliases["all"])
+
+
+def test_the_python_entry_point_runs_the_suite_without_the_command_line(tmp_path):
+    from dcbench.suite import SuiteConfig, run_suite
+
+    result = run_suite(
+        SuiteConfig(
+            methods=["kmeans"],
+            seeds=[0, 2],
+            out=tmp_path,
+            figures=False,
+            progress=False,
+            overrides={"kmeans": {"n_init": 3}},
+        )  # fmt: skip
+    )
+    assert [r["seed"] for r in result.records] == [0, 2] and not result.failed
+    assert {r["config"]["n_init"] for r in result.records} == {3}
+    assert result.report == result.store.report_path and result.report.exists()
+    again = run_suite(SuiteConfig(methods="kmeans", seeds="0,2", out=tmp_path, figures=False,
+                                  progress=False, overrides=["kmeans.n_init=3"]))  # fmt: skip
+    assert again.records == [] and again.planned == 2  # both done: nothing rerun
+    with pytest.raises(UsageError, match="unknown method 'nope'"):
+        run_suite(SuiteConfig(methods="nope", out=tmp_path / "x"))
+    assert not (tmp_path / "x").exists()

@@ -1,6 +1,6 @@
 """The import contract: each layer imports only its own layer and the layers below it.
 
-    CLI (dcbench.cli, python -m reports)
+    CLI (dcbench.cli, the Python entry point dcbench.suite, python -m reports)
     reports
     runner (plan, work, executor, backends, store, pretraining cache)
     datasets | methods   (independent of each other)
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"dcbench": "dcbench", "datasets": "dcbench.datasets", "methods": "dcbench.methods",
            "reports": "dcbench.reports"}  # fmt: skip
 LAYERS = [  # top first
-    ("cli", ("dcbench.cli", "dcbench.reports.__main__")),
+    ("cli", ("dcbench.cli", "dcbench.suite", "dcbench.reports.__main__")),
     ("reports", ("dcbench.reports",)),
     ("runner", ("dcbench.runner",)),
     ("datasets", ("dcbench.datasets",)),

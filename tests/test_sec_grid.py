@@ -58,6 +58,6 @@ def test_registry_entry_is_decs_protocol():
     assert config["input_scale"] == 5.1 and len(config["mu_grid"]) == 9
     assert spec.resolve("usps")["input_scale"] == 1.0
     assert spec.reference["mnist-full"][0] == 80.37
-    from dcbench.cli import method_aliases
+    from dcbench.suite import method_aliases
 
     assert "sec-best-of-9" not in method_aliases()["paper"]  # the blind SEC is Table 1's row

@@ -28,7 +28,6 @@ from dcbench.runner.work import (
     device_type,
     failed_records,
     make_units,
-    model_path,
 )
 
 
@@ -77,7 +76,7 @@ def execute(
     """Fit every run, storing each record as its unit finishes. A failing run (or a dead
     worker) is recorded as failed and the others go on."""
     units = make_units(runs, {name: d.n_samples for name, d in data.items()}, device)
-    cache = PretrainCache(store.out_dir / "pretrained")
+    cache = PretrainCache(store.pretrained_dir)
     backend = backend or InProcess(data, device)
     records: list[dict[str, Any]] = []
     queue: deque[Unit] = deque(units)
@@ -115,11 +114,10 @@ def store_unit(
         cache.save(unit.pretrain_key, result.pretrained)
         cache.discard_checkpoint(unit.pretrain_key)  # only now: the state is safe on disk
     for record, fitted in zip(result.records, result.fitted, strict=True):
-        path = store.record_path(record["method"], record["dataset"], record["seed"])
         if unit.pretrain_key and "pretrain_reused" in record:
             record["pretrain_file"] = str(cache.path(unit.pretrain_key))
         if fitted is not None:
-            model_file = model_path(store.out_dir, path)
+            model_file = store.model_path(record["method"], record["dataset"], record["seed"])
             save_torch(fitted, model_file)
             record["model_file"] = str(model_file)
         store.put(record)

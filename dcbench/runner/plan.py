@@ -12,6 +12,7 @@ from dcbench.methods.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 from dcbench.methods.training import resolve_precision
 
 ORDERS = ("dataset", "seed")
+WRITTEN_BEFORE = {"precision": "fp32"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ def config_changes(method: str, planned: dict[str, Any], stored: dict[str, Any])
     """The keys in which a stored run's config differs from a planned one. A key the stored
     config lacks (a parameter added since it was written) counts at the estimator's default,
     the value that run had implicitly."""
-    defaults = normalized(_spec(method).estimator().get_params(deep=False))
+    # what a key meant before it was written down: the estimator's default, except that a
+    # record without a precision ran fp32 (the default before "auto")
+    defaults = {**normalized(_spec(method).estimator().get_params(deep=False)), **WRITTEN_BEFORE}
     stored = {**{k: defaults[k] for k in planned if k in defaults}, **stored}
     return sorted(k for k in set(planned) | set(stored) if planned.get(k) != stored.get(k))
 

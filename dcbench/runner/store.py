@@ -29,12 +29,37 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
+def safe_name(method: str) -> str:
+    """A method name as it appears in file names (``sae:kl+rec`` -> ``sae+kl+rec``)."""
+    return method.replace(":", "+")
+
+
 class ResultsStore:
+    """A results folder. It owns every path in it:
+
+    records/ (one JSON per run), results.csv, report.md, tables/, figures/, models/ (fitted
+    weights per run), pretrained/ (shared pretrained autoencoders and checkpoints), logs/.
+    """
+
     def __init__(self, out_dir: str | os.PathLike):
         self.out_dir = Path(out_dir)
         self.records_dir = self.out_dir / "records"
         self.csv_path = self.out_dir / "results.csv"
+        self.report_path = self.out_dir / "report.md"
+        self.tables_dir = self.out_dir / "tables"
+        self.table_path = self.tables_dir / "table.md"
+        self.figures_dir = self.out_dir / "figures"
+        self.models_dir = self.out_dir / "models"
+        self.pretrained_dir = self.out_dir / "pretrained"
+        self.logs_dir = self.out_dir / "logs"
         self._lock = FileLock(str(self.out_dir / ".store.lock"))
+
+    def run_name(self, method: str, dataset: str, seed: int) -> str:
+        """The stem every file of one run shares (record, model, checkpoint)."""
+        return f"{safe_name(method)}__{dataset}__seed{seed}"
+
+    def model_path(self, method: str, dataset: str, seed: int) -> Path:
+        return self.models_dir / f"{self.run_name(method, dataset, seed)}.pt"
 
     @contextlib.contextmanager
     def exclusive(self):
@@ -55,7 +80,7 @@ class ResultsStore:
             lock.release()
 
     def record_path(self, method: str, dataset: str, seed: int) -> Path:
-        return self.records_dir / f"{method.replace(':', '+')}__{dataset}__seed{seed}.json"
+        return self.records_dir / f"{self.run_name(method, dataset, seed)}.json"
 
     def get(self, method: str, dataset: str, seed: int) -> dict[str, Any] | None:
         return _read_record(self.record_path(method, dataset, seed))

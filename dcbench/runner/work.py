@@ -11,7 +11,6 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -160,6 +159,7 @@ def fit_one(
             pretrained, reused = shared.get(estimator)
             record.update(pretrain_reused=reused, pretrain_seconds=pretrained.get("seconds"))
             start = time.perf_counter()
+            # (':' as '-', not safe_name's '+': the names of checkpoints already on disk)
             name = f"{run.method.replace(':', '-')}__{run.dataset}__seed{run.seed}"
             checkpoint = shared.cache.fit_checkpoint(name, run.config, data.n_samples)
             estimator.fit(data.x, data.y, pretrained=pretrained, checkpoint=checkpoint)
@@ -217,10 +217,6 @@ def failed_records(unit: Unit, reason: str) -> UnitResult:
         for run in unit.runs
     ]
     return UnitResult(records, [None] * len(records))
-
-
-def model_path(out_dir: Path, record_path: Path) -> Path:
-    return out_dir / "models" / f"{record_path.stem}.pt"
 
 
 def _now() -> str:

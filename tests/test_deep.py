@@ -328,3 +328,46 @@ def test_parameters_after_the_backbone_are_keyword_only():
     # the docstring names every parameter
     for name in DeepClusterer().get_params():
         assert name in DeepClusterer.__doc__, name
+
+
+HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
+
+
+def count_host_reads(monkeypatch) -> dict:
+    """Count every call that brings a tensor's value to the host (a stall on a GPU)."""
+    seen = {"n": 0}
+    for name in HOST_READS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            seen["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return seen
+
+
+@pytest.mark.parametrize("loss", ["kl", "kl+rec"])
+def test_the_step_loop_reads_no_tensor_value_on_the_host(monkeypatch, loss):
+    x, y = blobs(n_per_cluster=20, shape=(1, 8, 8))
+    params = {**FAST, "loss": loss, "tol": 0.0, "update_interval": 10, "random_state": 0}
+    pretrained = DeepClusterer(**params).pretrain(x)
+    seen = count_host_reads(monkeypatch)
+    reads = {}
+    for maxiter in (20, 60):  # 2 vs 6 target updates, 40 more steps
+        seen["n"] = 0
+        DeepClusterer(**{**params, "maxiter": maxiter}).fit(x, y, pretrained=pretrained)
+        reads[maxiter] = seen["n"]
+    extra = reads[60] - reads[20]
+    assert 0 < extra <= 4 * 8  # a few reads per target update, none per step (40 steps)
+
+
+def test_pretraining_reads_the_loss_once_per_epoch(monkeypatch):
+    x, _ = blobs(n_per_cluster=20, shape=(1, 8, 8))
+    seen = count_host_reads(monkeypatch)
+    reads = {}
+    for epochs in (2, 6):  # 4 more epochs of 4 steps each
+        seen["n"] = 0
+        DeepClusterer(**{**FAST, "pretrain_epochs": epochs, "random_state": 0}).pretrain(x)
+        reads[epochs] = seen["n"]
+    assert reads[6] - reads[2] <= 4 * 2

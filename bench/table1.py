@@ -121,7 +121,7 @@ def write_report(out: Path) -> str:
         f"# Table 1 of Guo et al. (2017): ours vs the paper ({status})\n\n"
         "ACC and NMI (geometric) in %, mean ± sample std over the n seeds finished, of the "
         "target; 'paper' is ACC / NMI from the paper's Table 1 (SEC: ACC only).\n"
-        f"{protocols_line(summarize(frame))}\n\n{table}\n\n"
+        f"{protocols_line(summarize(frame)).strip()}\n\n{table}\n\n"
         "## Per method and dataset, with the difference to the paper\n\n"
         f"{comparison_markdown(frame)}"
     )

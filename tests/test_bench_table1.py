@@ -34,3 +34,18 @@ def test_report_shows_n_of_target_and_the_paper(script, tmp_path):
     assert done == 2 and wanted == sum(script.targets().values())
     sec = next(x for x in table.splitlines() if x.startswith("| sec |"))
     assert "80.37 / –" in sec
+
+
+def test_a_stage_runs_in_process_into_the_folder_and_resumes(script, tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(script, "OUT", tmp_path)
+    monkeypatch.setattr(script, "STAGES", [(["digits"], ["kmeans"], [0, 1])])
+    args = argparse.Namespace(workers=1, device="cpu", data_dir=str(tmp_path))
+    assert script.run_stage(0, args) == 0
+    assert sorted(p.name for p in (tmp_path / "records").glob("*.json")) == [
+        "kmeans__digits__seed0.json", "kmeans__digits__seed1.json"]  # fmt: skip
+    assert script.run_stage(0, args) == 0  # again: nothing to do
+    log = (tmp_path / "logs" / "table1.log").read_text()
+    assert "== stage 0" in log and "2 already done" in log
+    assert "complete" in script.write_report(tmp_path).splitlines()[0]

@@ -186,6 +186,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     args = p.parse_args()
+    # which kind of CPU first: bf16 is native on AVX-512 bf16 and emulated (7-8x slower) on AVX2
+    print("CPU:", runinfo.machine(), runinfo.cpu_features(), flush=True)
     started = time.perf_counter()
     pool = ProcessPoolExecutor(2, multiprocessing.get_context("spawn"), _worker_init)
     two_workers(pool, matmul_gflops, torch.float32, 1, 256, 1)  # start the workers
@@ -244,6 +246,7 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": runinfo.git_commit(),
         "machine": runinfo.machine(),
+        **runinfo.cpu_features(),
         "versions": runinfo.versions(),
         "repeats": args.repeats,
         "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},

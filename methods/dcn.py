@@ -87,6 +87,7 @@ def dcn_optimizer(est, model: nn.Module) -> torch.optim.Optimizer:
     "DCN: reconstruction + gamma * ||f(x) - M s||^2, hard assignments, incremental centers",
 )
 class KMeansFriendlyClustering:
+    terms = ("rec", "kmeans")  # the loss terms its history logs
     params = (
         "optimizer", "lr", "momentum", "batch_size", "gamma",
         "update_interval", "maxiter", "kmeans_n_init", "init",

@@ -187,6 +187,7 @@ def head_logits(z: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
     "DEPICT: softmax head; KL(P || Q of the noisy pathway), P with a cluster-frequency prior; + rec.",
 )
 class SoftmaxClustering:
+    terms = ("ce", "kl", "rec")  # init stage: cross-entropy to the initial labels; main: KL
     params = (
         "optimizer", "lr", "momentum", "batch_size", "gamma", "maxiter",
         "kmeans_n_init", "init", "target",

@@ -109,6 +109,7 @@ def _scores(y, labels) -> dict[str, float]:
 @register_loss("none", "no clustering loss: k-means (n_init 20) on the pretrained embedding")
 class KMeansOnEmbedding:
     params = ("kmeans_n_init", "init")  # the estimator parameters this phase reads
+    terms: tuple[str, ...] = ()  # the loss terms its history logs (the reports' curves)
 
     def __init__(self, est):
         self.est = est
@@ -135,6 +136,7 @@ class StudentTClustering:
     (fraction of changed labels < tol); batches of ``batch_size`` taken in order."""
 
     reconstruct = False
+    terms: tuple[str, ...] = ("kl",)
     params = (
         "optimizer", "lr", "momentum", "batch_size", "alpha",
         "update_interval", "tol", "maxiter", "kmeans_n_init", "init", "target",
@@ -260,4 +262,5 @@ class StudentTClustering:
 )
 class StudentTClusteringWithReconstruction(StudentTClustering):
     reconstruct = True
+    terms = ("kl", "rec")
     params = (*StudentTClustering.params, "gamma")

@@ -103,15 +103,25 @@ def tsne_figure(
     return save(fig, out_prefix)
 
 
+def loss_terms(records: list[dict]) -> list[str]:
+    """The loss terms to plot: those the records' loss declares (``terms`` of its phase), else
+    (a loss no longer registered) every logged key that is not bookkeeping."""
+    from dcbench.methods.losses import LOSSES
+
+    loss = records[0].get("config", {}).get("loss")
+    if loss in LOSSES:
+        return list(LOSSES.get(loss).terms)
+    logged = dict.fromkeys(k for r in records for e in r["history"]["clustering"] for k in e)
+    return [t for t in logged if t not in NOT_LOSS_TERMS]
+
+
 def curves_figure(records: list[dict], out_prefix: Path) -> list[Path]:
     """Clustering-phase curves of one method on one dataset, one line per seed."""
     records = [r for r in records if r.get("history", {}).get("clustering")]
     if not records or len(records[0]["history"]["clustering"]) < 2:
         return []
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    # every loss term a method logs (kl, rec, kmeans, ...), in the order they first appear
-    terms = list(dict.fromkeys(k for r in records for e in r["history"]["clustering"] for k in e))
-    terms = [t for t in terms if t not in NOT_LOSS_TERMS]
+    terms = loss_terms(records)
     for i, r in enumerate(sorted(records, key=lambda r: r["seed"])):
         h = pd.DataFrame(r["history"]["clustering"])
         color = plt.get_cmap("tab10")(

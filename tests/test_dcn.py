@@ -185,3 +185,15 @@ def test_curves_show_every_logged_loss_term(tmp_path, monkeypatch):
     assert figures.curves_figure([record], tmp_path / "curves")
     labels = seen[0].axes[0].get_legend_handles_labels()[1]
     assert labels == ["rec, seed 0", "kmeans, seed 0"]
+
+
+def test_the_curves_take_a_losss_terms_from_the_loss():
+    from dcbench.methods.losses import LOSSES
+    from dcbench.reports.figures import loss_terms
+
+    record = {"config": {"loss": "kl+rec"}, "history": {"clustering": [{"kl": 1, "extra": 2}]}}
+    assert loss_terms([record]) == ["kl", "rec"]
+    assert {name: LOSSES.get(name).terms for name in LOSSES} == {
+        "none": (), "kl": ("kl",), "kl+rec": ("kl", "rec"), "kmeans+rec": ("rec", "kmeans"),
+        "softmax-kl+rec": ("ce", "kl", "rec"),
+    }  # fmt: skip

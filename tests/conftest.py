@@ -29,6 +29,20 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# a deep estimator's settings for tiny, seconds-long fits
+FAST = dict(
+    pretrain_epochs=3,
+    pretrain_optimizer="adam",
+    pretrain_lr=1e-3,
+    maxiter=30,
+    update_interval=10,
+    batch_size=32,
+    pretrain_batch_size=32,
+    kmeans_n_init=3,
+    device="cpu",
+)
+
+
 def blobs(n_per_cluster=40, n_clusters=3, shape=(1, 4, 4), spread=0.05, seed=0):
     """Synthetic images with known, well separated clusters."""
     rng = np.random.default_rng(seed)

@@ -3,24 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_fit, blobs
+from conftest import FAST, assert_same_fit, blobs
 
 from dcbench.core.metrics import acc
 from dcbench.methods import BACKBONES, METHODS, DeepClusterer, training
 from dcbench.methods import losses as losses_module
 from dcbench.methods.losses import soft_assign, target_distribution
-
-FAST = dict(
-    pretrain_epochs=3,
-    pretrain_optimizer="adam",
-    pretrain_lr=1e-3,
-    maxiter=30,
-    update_interval=10,
-    batch_size=32,
-    pretrain_batch_size=32,
-    kmeans_n_init=3,
-    device="cpu",
-)
 
 
 def n_params(module):

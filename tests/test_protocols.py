@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import assert_same_fit, blobs
+from conftest import FAST, assert_same_fit, blobs
 
 from dcbench.cli import main
 from dcbench.core.errors import UsageError
@@ -18,21 +18,9 @@ from dcbench.runner.work import pretrain_key_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-FAST = dict(
-    backbone="sae",
-    pretrain_epochs=3,
-    pretrain_optimizer="sgd",
-    pretrain_lr=0.01,
-    pretrain_momentum=0.9,
-    maxiter=40,
-    update_interval=10,
-    batch_size=32,
-    pretrain_batch_size=32,
-    kmeans_n_init=3,
-    device="cpu",
-    random_state=0,
-    n_clusters=3,
-)
+# the SAE's protocol optimizer (SGD), short
+FAST = {**FAST, "backbone": "sae", "pretrain_optimizer": "sgd", "pretrain_lr": 0.01,
+        "pretrain_momentum": 0.9, "maxiter": 40, "random_state": 0, "n_clusters": 3}  # fmt: skip
 
 
 @pytest.mark.parametrize("loss", ["none", "kl", "kl+rec"])

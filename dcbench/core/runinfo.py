@@ -85,6 +85,12 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def device_type(device) -> str:
+    """``cpu``, ``cuda``, ...: what a planned device or a record's device runs on
+    (``cuda (H100)``, ``cuda:1``, ``cpu (1 threads)`` -> ``cuda``, ``cuda``, ``cpu``)."""
+    return str(device).split(" ")[0].split(":")[0]
+
+
 def device_name(device: str) -> str:
     import torch
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from dcbench.core import runinfo
 from dcbench.core.errors import UsageError
 from dcbench.core.fileio import save_torch
 from dcbench.datasets import ImageDataset
@@ -25,7 +26,6 @@ from dcbench.runner.store import ResultsStore
 from dcbench.runner.work import (
     Unit,
     UnitResult,
-    device_type,
     failed_records,
     make_units,
 )
@@ -49,7 +49,7 @@ def pending_runs(
         elif (
             device is not None
             and done.get("device")
-            and (device_type(done["device"]) != device_type(device))
+            and (runinfo.device_type(done["device"]) != runinfo.device_type(device))
         ):
             raise UsageError(
                 f"{store.out_dir} already holds {run.label} run on {done['device']}, and this "

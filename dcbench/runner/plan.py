@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from dcbench.core import runinfo
 from dcbench.core.errors import UsageError
 from dcbench.methods import METHODS, combination
 from dcbench.methods.protocols import DEFAULT_PROTOCOL, PROTOCOLS
@@ -103,7 +104,7 @@ def protocol_of(record: dict[str, Any]) -> str:
     for name in PROTOCOLS:
         preset = {k: config[k] for k in ("random_state", "n_clusters") if k in config}
         try:
-            device = str(record.get("device") or "cpu").split(" ")[0]
+            device = runinfo.device_type(record.get("device") or "cpu")
             planned = normalized(resolve(record["method"], record["dataset"], name, preset, device))
         except UsageError:
             continue

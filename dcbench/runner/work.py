@@ -61,14 +61,8 @@ def pretrain_key_of(run: Run, n_samples: int, device: str = "cpu") -> str | None
     estimator = method_spec(run.method).build(run.config)
     if not hasattr(estimator, "pretrain_config"):
         return None
-    config = {**estimator.pretrain_config(), "device": device_type(device)}
+    config = {**estimator.pretrain_config(), "device": runinfo.device_type(device)}
     return pretrain_key(run.dataset, n_samples, run.seed, config)
-
-
-def device_type(device) -> str:
-    """``cpu``, ``cuda``, ...: what a record's or a planned device runs on (``cuda (H100)``,
-    ``cuda:1`` -> ``cuda``)."""
-    return str(device).split(" ")[0].split(":")[0]
 
 
 def method_spec(name: str):

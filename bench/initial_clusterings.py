@@ -24,12 +24,12 @@ from dcbench.core.fileio import atomic_write_text, load_torch
 from dcbench.core.metrics import evaluate
 from dcbench.datasets import load_dataset
 from dcbench.methods import DeepClusterer
+from dcbench.methods.phase import INITS
 from dcbench.reports.tables import spread
 from dcbench.runner.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-INITS = ("kmeans", "ac-pic")
 HEADER = ("k-means ACC", "k-means NMI", "k-means classes",
           "AC-PIC ACC", "AC-PIC NMI", "AC-PIC classes", "run final ACC")  # fmt: skip
 

@@ -245,6 +245,13 @@ def reports_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def loss_parameters(phase) -> list[str]:
+    """What ``--list`` says of a loss: the shared parameters it reads, then its own."""
+    lines = [f"reads: {', '.join(phase.params) or '-'}"]
+    lines += [f"own: {k}={hp.default!r}: {hp.doc}" for k, hp in phase.hyperparameters.items()]
+    return lines
+
+
 def listing() -> str:
     from dcbench.datasets import DATASETS
     from dcbench.methods import BACKBONES, LOSSES, METHODS
@@ -260,7 +267,10 @@ def listing() -> str:
     for title, registry in sections:
         lines.append(f"{title}:")
         width = max(len(n) for n in registry)
-        lines += [f"  {n:<{width}}  {registry.description(n)}" for n in registry]
+        for n in registry:
+            lines.append(f"  {n:<{width}}  {registry.description(n)}")
+            if registry is LOSSES:
+                lines += [f"  {'':<{width}}  {line}" for line in loss_parameters(LOSSES.get(n))]
     lines.append("protocols (--protocol NAME; default paper):")
     width = max(len(n) for n in PROTOCOLS)
     for n in PROTOCOLS:

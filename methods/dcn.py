@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
 
 import torch
 from sklearn.cluster import KMeans
 from torch import nn
 
-from dcbench.methods.losses import PhaseResult, _scores, initial_clustering, register_loss
+from dcbench.methods.losses import register_loss
+from dcbench.methods.phase import ClusteringPhase, PhaseResult
 from dcbench.methods.registry import register_method
 from dcbench.methods.table1 import DIGITS_PRETRAIN, deep_method
 from dcbench.methods.training import autocast, embed, make_optimizer
@@ -86,15 +86,12 @@ def dcn_optimizer(est, model: nn.Module) -> torch.optim.Optimizer:
     "kmeans+rec",
     "DCN: reconstruction + gamma * ||f(x) - M s||^2, hard assignments, incremental centers",
 )
-class KMeansFriendlyClustering:
-    terms = ("rec", "kmeans")  # the loss terms its history logs
+class KMeansFriendlyClustering(ClusteringPhase):
+    terms = ("rec", "kmeans")
     params = (
         "optimizer", "lr", "momentum", "batch_size", "gamma",
         "update_interval", "maxiter", "kmeans_n_init", "init",
     )  # fmt: skip
-
-    def __init__(self, est):
-        self.est = est
 
     def predict(self, z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         return assign(z, centers.to(z.dtype))
@@ -104,12 +101,13 @@ class KMeansFriendlyClustering:
         z = embed(model, x, precision=self.est.precision)
         km = KMeans(self.est.n_clusters, init=centers.cpu().numpy(), n_init=1).fit(z.cpu().numpy())
         c = torch.tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
+        self.lap("kmeans_refresh")
         return c, torch.tensor(km.labels_, dtype=torch.long, device=x.device)
 
     def run(self, model: nn.Module, x: torch.Tensor, y=None, checkpoint=None) -> PhaseResult:
-        del checkpoint  # not checkpointed yet: an interrupted phase starts again
+        self.start(y)  # not checkpointed yet: an interrupted phase starts again
         est = self.est
-        km = initial_clustering(embed(model, x), est)
+        km = self.initial_clustering(embed(model, x))
         centers = torch.tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
         s = torch.tensor(km.labels_, dtype=torch.long, device=x.device)
         counts = torch.full((est.n_clusters,), float(INITIAL_COUNT), device=x.device)
@@ -117,12 +115,8 @@ class KMeansFriendlyClustering:
 
         n, bs = x.shape[0], est.batch_size
         per_epoch = math.ceil(n / bs)
-        history: list[dict[str, Any]] = [
-            {"iteration": 0, "delta_label": 0.0, **_scores(y, km.labels_)}
-        ]
+        self.log(0, s, changed_from=s, part="kmeans_init")
         s_logged = s.clone()
-        sums: dict[str, torch.Tensor] = {}
-        steps = 0
         start = 0
         model.train()
         maxiter = int(est.maxiter)
@@ -131,29 +125,20 @@ class KMeansFriendlyClustering:
             xb = x[start:stop]
             with autocast(x.device, est.precision):  # 1. network step, assignments held fixed
                 z, rec = model(xb)
-            loss, terms = dcn_loss(xb, rec, z, centers[s[start:stop]], est.gamma)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0) + v.detach()
-            steps += 1
+            self.step(optimizer, *dcn_loss(xb, rec, z, centers[s[start:stop]], est.gamma))
             zb = embed(model, xb, precision=est.precision)  # 2. assignments of the new embedding
             s[start:stop] = assign(zb, centers)
             centers, counts = update_centers(centers, counts, zb, s[start:stop])  # 3. centers
             start = stop if stop < n else 0
             if ite % est.update_interval == 0 or ite == maxiter:
+                self.lap("steps")
                 centers, s = self._refresh(model, x, centers)
             if ite % per_epoch == 0 or ite == maxiter:
-                labels = s.cpu().numpy()
-                entry = {"iteration": ite, **{k: (v / steps).item() for k, v in sums.items()}}
-                entry["delta_label"] = (s != s_logged).float().mean().item()
-                entry.update(_scores(y, labels))
-                history.append(entry)
-                s_logged, sums, steps = s.clone(), {}, 0
+                self.log(ite, s, changed_from=s_logged)
+                s_logged = s.clone()
         if maxiter == 0:
             centers, s = self._refresh(model, x, centers)
-        return PhaseResult(s.cpu().numpy(), centers.cpu().numpy(), history, n_iter=maxiter)
+        return self.result(s, centers, maxiter)
 
 
 def epochs(n_samples: int, n_epochs: int, batch_size: int = 256) -> int:

@@ -12,6 +12,7 @@ clustering phase. ``y`` is never used for training: if given, it only adds ACC/N
 
 from __future__ import annotations
 
+import inspect
 import time
 from numbers import Integral, Real
 from typing import Any, Protocol
@@ -23,7 +24,8 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from dcbench.methods.backbones import BACKBONES, reconstruction_loss
-from dcbench.methods.losses import INITS, LOSSES, TARGETS
+from dcbench.methods.losses import LOSSES, TARGETS, loss_hyperparameters
+from dcbench.methods.phase import INITS
 from dcbench.methods.training import (
     OPTIMIZERS,
     PRECISIONS,
@@ -86,14 +88,9 @@ pretrain_batch_size
     gamma : float, default 0.1
         Weight of the clustering term against the reconstruction: ``kl+rec`` minimizes
         gamma * KL + MSE; ``kmeans+rec`` and ``softmax-kl+rec`` weight their own terms by it.
-    alpha : float, default 1.0
-        Degrees of freedom of the Student's t soft assignment (``kl``, ``kl+rec``).
     update_interval : int, default 140
         Iterations between target updates (``kl``, ``kl+rec``; ``kmeans+rec``: between its
         k-means refreshes).
-    tol : float, default 0.001
-        Stop when fewer than this fraction of labels changed between two updates (``kl``,
-        ``kl+rec``).
     kmeans_n_init : int, default 20
         k-means restarts of the initial clustering (every loss).
     init : {"kmeans", "ac-pic"}, default "kmeans"
@@ -109,6 +106,13 @@ pretrain_batch_size
     device : "auto", "cpu", "cuda" or torch.device, default "auto"
     random_state : int, RandomState or None
         Seeds weight initialization, data order, k-means and dropout.
+    **loss_params
+        Each loss's own hyperparameters (``LOSSES.get(name).hyperparameters``: default,
+        constraints, doc; ``--list`` shows them), e.g. ``alpha`` (default 1.0, degrees of
+        freedom of the Student's t assignment) and ``tol`` (default 0.001, stop when fewer
+        than this fraction of labels changed between two target updates) of ``kl`` and
+        ``kl+rec``. They are parameters like the others: ``get_params``, ``set_params``,
+        ``clone`` and ``--set`` know them.
 
     Attributes
     ----------
@@ -120,11 +124,12 @@ pretrain_batch_size
     n_iter_ : int, clustering iterations run
     n_features_in_ : int, pixels per sample
 
-    ``LOSSES.get(loss).params`` lists exactly the parameters a loss reads; a method's config
+    ``LOSSES.get(loss).reads()`` lists exactly the parameters a loss reads; a method's config
     holds only those (``--list``, the records).
     """
 
-    # checked at the start of fit and pretrain, and when a run is planned (methods registry)
+    # checked at the start of fit and pretrain, and when a run is planned (methods registry);
+    # every registered loss adds its own hyperparameters' (``_add_loss_hyperparameters``)
     _parameter_constraints = {
         "backbone": [Names(BACKBONES)],
         "loss": [Names(LOSSES)],
@@ -141,9 +146,7 @@ pretrain_batch_size
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "batch_size": _at_least(1),
         "gamma": _at_least(0, Real),
-        "alpha": _at_least(0, Real, "neither"),
         "update_interval": _at_least(1),
-        "tol": [Interval(Real, 0, 1, closed="both")],
         "maxiter": _at_least(1),
         "kmeans_n_init": _at_least(1),
         "init": [Names(INITS)],
@@ -171,9 +174,7 @@ pretrain_batch_size
         momentum=0.0,
         batch_size=256,
         gamma=0.1,
-        alpha=1.0,
         update_interval=140,
-        tol=0.001,
         maxiter=20000,
         kmeans_n_init=20,
         init="kmeans",
@@ -181,6 +182,7 @@ pretrain_batch_size
         precision="auto",
         device="auto",
         random_state=None,
+        **loss_params,
     ):
         self.backbone = backbone
         self.loss = loss
@@ -197,9 +199,7 @@ pretrain_batch_size
         self.momentum = momentum
         self.batch_size = batch_size
         self.gamma = gamma
-        self.alpha = alpha
         self.update_interval = update_interval
-        self.tol = tol
         self.maxiter = maxiter
         self.kmeans_n_init = kmeans_n_init
         self.init = init
@@ -207,6 +207,15 @@ pretrain_batch_size
         self.precision = precision
         self.device = device
         self.random_state = random_state
+        declared = loss_hyperparameters()
+        for name in loss_params:
+            if name not in declared:
+                raise TypeError(
+                    f"DeepClusterer got an unexpected keyword argument '{name}'; the losses' "
+                    f"own hyperparameters are: {', '.join(sorted(declared))}"
+                )
+        for name, hp in declared.items():
+            setattr(self, name, loss_params.get(name, hp.default))
 
     # -- pretraining -------------------------------------------------------------------------
 
@@ -228,7 +237,7 @@ pretrain_batch_size
         """``pretrain`` on checked images already on the device."""
         device = x.device
         check_precision(self.precision, device)
-        generator = seed_everything(self._seed)
+        generator = seed_everything(self.seed)
         model = self._build(x.shape[1:]).to(device)
         optimizer = make_optimizer(
             self.pretrain_optimizer, model.parameters(), self.pretrain_lr, self.pretrain_momentum
@@ -301,7 +310,7 @@ pretrain_batch_size
         pretrained_here = pretrained is None
         pretrained = pretrained or self._pretrain(x, checkpoint=None)
         pretrain_seconds = time.perf_counter() - clock if pretrained_here else 0.0
-        seed_everything(self._seed)
+        seed_everything(self.seed)
         model = self._build(x.shape[1:]).to(x.device)
         model.load_state_dict(pretrained["model"])
         clock = time.perf_counter()
@@ -356,7 +365,7 @@ pretrain_batch_size
     # -- helpers -------------------------------------------------------------------------------
 
     @property
-    def _seed(self) -> int:
+    def seed(self) -> int:
         """An int seed from ``random_state`` (None or a RandomState: drawn once, then kept)."""
         if isinstance(self.random_state, int | np.integer):
             return int(self.random_state)
@@ -378,3 +387,27 @@ pretrain_batch_size
 
     def _build(self, input_shape) -> torch.nn.Module:
         return BACKBONES.get(self.backbone).build(tuple(input_shape), self.embedding_dim)
+
+
+_SIGNATURE = inspect.signature(DeepClusterer.__init__)
+
+
+def _add_loss_hyperparameters(name: str = "", phase=None) -> None:
+    """Make every registered loss's own hyperparameters parameters of ``DeepClusterer``:
+    keyword-only in its signature, with their defaults (scikit-learn's ``get_params``,
+    ``clone``, ``repr`` and estimator checks read the signature), and their constraints."""
+    declared = loss_hyperparameters()
+    shared = [p for p in _SIGNATURE.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    clash = sorted(set(declared) & {p.name for p in shared})
+    if clash:
+        raise ValueError(f"loss '{name}': hyperparameter {clash[0]!r} is a shared parameter")
+    own = [
+        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=hp.default)
+        for k, hp in declared.items()
+    ]
+    DeepClusterer.__init__.__signature__ = _SIGNATURE.replace(parameters=[*shared, *own])
+    DeepClusterer._parameter_constraints.update({k: hp.constraints for k, hp in declared.items()})
+
+
+_add_loss_hyperparameters()
+LOSSES.subscribe(_add_loss_hyperparameters)

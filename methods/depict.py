@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -67,23 +66,11 @@ from dcbench.methods.backbones import (
     register_backbone,
 )
 from dcbench.methods.layers import Conv2d, ConvTranspose2d
-from dcbench.methods.losses import (
-    PhaseResult,
-    _scores,
-    initial_clustering,
-    make_target,
-    register_loss,
-)
+from dcbench.methods.losses import make_target, register_loss
+from dcbench.methods.phase import ClusteringPhase, PhaseResult
 from dcbench.methods.registry import register_method
 from dcbench.methods.table1 import DIGITS_PRETRAIN, deep_method
-from dcbench.methods.training import (
-    PhaseCheckpoint,
-    autocast,
-    embed,
-    make_optimizer,
-    rng_state,
-    set_rng_state,
-)
+from dcbench.methods.training import autocast, embed, make_optimizer, rng_state, set_rng_state
 
 LEAK = 0.01  # LeakyRectify(0.01)
 DROPOUT = (0.1, 0.1, 0.0)  # on the input, after conv1, after conv2 (the code's MNIST/USPS values)
@@ -186,15 +173,12 @@ def head_logits(z: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
     "softmax-kl+rec",
     "DEPICT: softmax head; KL(P || Q of the noisy pathway), P with a cluster-frequency prior; + rec.",
 )
-class SoftmaxClustering:
+class SoftmaxClustering(ClusteringPhase):
     terms = ("ce", "kl", "rec")  # init stage: cross-entropy to the initial labels; main: KL
     params = (
         "optimizer", "lr", "momentum", "batch_size", "gamma", "maxiter",
         "kmeans_n_init", "init", "target",
     )  # fmt: skip
-
-    def __init__(self, est):
-        self.est = est
 
     def predict(self, z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         return head_logits(z, centers.to(z.dtype)).argmax(dim=1)
@@ -215,82 +199,68 @@ class SoftmaxClustering:
         order = torch.randperm(n, generator=generator).to(device)
         return list(order.split(self.est.batch_size))
 
-    def _step(self, model, head, optimizer, xb, clustering_loss) -> dict[str, torch.Tensor]:
-        logits = self.noisy_logits(model, head, xb)
-        with autocast(xb.device, self.est.precision):
-            rec = reconstruction_loss(model, xb).float()
-        clus = clustering_loss(logits)
-        optimizer.zero_grad(set_to_none=True)
-        (rec + self.est.gamma * clus).backward()
-        optimizer.step()
-        return {"rec": rec.detach(), "clus": clus.detach()}
-
     def _epoch(self, model, head, optimizer, x, generator, ite: int, batch_loss, after_step=None):
-        """One pass over x in a random order, stopping at ``maxiter``: the epoch's mean loss
-        terms (None if no step was left) and the iterations done so far."""
-        sums: dict[str, torch.Tensor] = {}
+        """One pass over x in a random order, stopping at ``maxiter``: the steps taken (their
+        terms ``rec`` and ``clus`` go to the next log) and the iterations done so far."""
         steps = 0
         for idx in self._batches(x.shape[0], generator, x.device):
             if ite >= self.est.maxiter:
                 break
-            terms = self._step(
-                model, head, optimizer, x[idx], lambda lg, idx=idx: batch_loss(lg, idx)
-            )
+            xb = x[idx]
+            logits = self.noisy_logits(model, head, xb)
+            with autocast(xb.device, self.est.precision):
+                rec = reconstruction_loss(model, xb).float()
+            clus = batch_loss(logits, idx)
+            self.step(optimizer, rec + self.est.gamma * clus, {"rec": rec, "clus": clus})
             if after_step is not None:
                 after_step(idx)
-            sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
             steps, ite = steps + 1, ite + 1
-        return ({k: (v / steps).item() for k, v in sums.items()} if steps else None), ite
+        return steps, ite
 
     def run(self, model: nn.Module, x: torch.Tensor, y=None, checkpoint=None) -> PhaseResult:
         """With a ``checkpoint``, resumes from its saved epoch and saves after epochs (at most
         every ``CHECKPOINT_SECONDS``); a resumed run gives the uninterrupted result."""
         est = self.est
-        checkpoint = PhaseCheckpoint(checkpoint)
-        saved = checkpoint.load()
-        generator = torch.Generator().manual_seed(est._seed)
+        saved = self.start(y, checkpoint)
+        generator = torch.Generator().manual_seed(est.seed)
         if saved is None:
             z = embed(model, x, precision=est.precision)
-            km = initial_clustering(z, est)
+            km = self.initial_clustering(z)
             head = nn.Linear(z.shape[1], est.n_clusters).to(x.device)
             with torch.no_grad():
                 c = torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=x.device)
                 head.weight.copy_(c / c.norm(dim=1, keepdim=True))
                 head.bias.zero_()
-            history: list[dict[str, Any]] = [{"iteration": 0, **_scores(y, km.labels_)}]
+            self.log(0, km.labels_, part="kmeans_init")
             km_labels = km.labels_
         else:
             head = nn.Linear(*saved["head"]["weight"].shape[::-1]).to(x.device)
-            history, km_labels = saved["history"], saved["km_labels"]
+            self.resume(saved)
+            km_labels = saved["km_labels"]
             model.load_state_dict(saved["model"])
             head.load_state_dict(saved["head"])
             generator.set_state(saved["generator"])
             set_rng_state(saved["rng"], x.device)
         stage = (saved or {}).get("stage", "init")
         if stage == "init":
-            ite, last = self._init_stage(
-                model, head, x, km_labels, generator, history, y, checkpoint, saved
-            )
+            ite, last = self._init_stage(model, head, x, km_labels, generator, saved)
             saved = None
         else:
             ite, last = saved["iteration"], None
-        ite = self._main_stage(
-            model, head, x, generator, history, y, ite, last, km_labels, checkpoint, saved
-        )
+        ite = self._main_stage(model, head, x, generator, ite, last, km_labels, saved)
         labels = self.clean_probs(model, head, x).argmax(dim=1)
-        centers = torch.cat([head.weight, head.bias[:, None]], dim=1).detach()
-        return PhaseResult(labels.cpu().numpy(), centers.cpu().numpy(), history, n_iter=ite)
+        return self.result(labels, torch.cat([head.weight, head.bias[:, None]], dim=1), ite)
 
     @staticmethod
-    def _snapshot(stage, model, head, optimizer, generator, x, history, km_labels, **rest):
-        """What a checkpoint holds: everything the rest of the phase depends on."""
+    def _snapshot(stage, model, head, optimizer, generator, x, km_labels, **rest):
+        """What a checkpoint holds (with the history): all the rest of the phase depends on."""
         return {
             "stage": stage, "model": model.state_dict(), "head": head.state_dict(),
             "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-            "rng": rng_state(x.device), "history": history, "km_labels": km_labels, **rest,
+            "rng": rng_state(x.device), "km_labels": km_labels, **rest,
         }  # fmt: skip
 
-    def _init_stage(self, model, head, x, km_labels, generator, history, y, checkpoint, saved):
+    def _init_stage(self, model, head, x, km_labels, generator, saved):
         """The code's initialization: fit the head (and network) to the k-means labels.
         Returns the iterations done and the last labels logged."""
         est = self.est
@@ -308,16 +278,14 @@ class SoftmaxClustering:
             best, since, best_state = saved["best"], saved["since"], saved["best_state"]
             ite, first_epoch = saved["iteration"], saved["epoch"] + 1
         for epoch in range(first_epoch, INIT_MAX_EPOCHS):
-            means, ite = self._epoch(
+            steps, ite = self._epoch(
                 model, head, optimizer, x, generator, ite,
                 lambda logits, idx: F.cross_entropy(logits, targets[idx]),
             )  # fmt: skip
-            if means is None:
+            if not steps:
                 break
             pred = self.clean_probs(model, head, x).argmax(dim=1)
-            entry = {"iteration": ite, "ce": means["clus"], "rec": means["rec"]}
-            entry["delta_label"] = (pred != last).float().mean().item()
-            history.append({**entry, **_scores(y, pred.cpu().numpy())})
+            self.log(ite, pred, changed_from=last, names={"clus": "ce"})
             last = pred
             score = nmi_geometric(km_labels, pred.cpu().numpy())
             if score > best:
@@ -327,9 +295,9 @@ class SoftmaxClustering:
                 since += 1
             if since > INIT_PATIENCE:
                 break
-            if checkpoint.due():
-                checkpoint.save(self._snapshot(
-                    "init", model, head, optimizer, generator, x, history, km_labels,
+            if self.checkpoint_due():
+                self.save(self._snapshot(
+                    "init", model, head, optimizer, generator, x, km_labels,
                     iteration=ite, epoch=epoch, last=last.cpu(), best=best, since=since,
                     best_state=best_state,
                 ))  # fmt: skip
@@ -337,9 +305,7 @@ class SoftmaxClustering:
         head.load_state_dict(best_state[1])
         return ite, last
 
-    def _main_stage(
-        self, model, head, x, generator, history, y, ite, last, km_labels, checkpoint, saved
-    ) -> int:
+    def _main_stage(self, model, head, x, generator, ite, last, km_labels, saved) -> int:
         """Targets with the frequency prior, one per epoch; KL on the noisy pathway + rec.
         The history logs the clean predictions' labels (the model's labels, as for DEC)."""
         est = self.est
@@ -349,8 +315,7 @@ class SoftmaxClustering:
             q = self.clean_probs(model, head, x).clone()
             p = make_target(q, est.target, default="depict")
             labels_last = q.argmax(dim=1)  # the init stage's best weights may differ from its last
-            entry = {"iteration": ite, "delta_label": (labels_last != last).float().mean().item()}
-            history.append({**entry, **_scores(y, labels_last.cpu().numpy())})
+            self.log(ite, labels_last, changed_from=last)
         else:
             optimizer.load_state_dict(saved["optimizer"])
             q, p = saved["q"].to(x.device), saved["p"].to(x.device)
@@ -360,23 +325,21 @@ class SoftmaxClustering:
             q[idx] = self.clean_probs(model, head, x[idx])
 
         while ite < est.maxiter:
-            means, ite = self._epoch(
+            _, ite = self._epoch(
                 model, head, optimizer, x, generator, ite,
                 lambda logits, idx, p=p: F.kl_div(F.log_softmax(logits, 1), p[idx], reduction="batchmean"),
                 after_step=store_q,
             )  # fmt: skip
             p_new = make_target(q, est.target, default="depict")
             labels = q.argmax(dim=1)
-            entry = {"iteration": ite, "kl": means["clus"], "rec": means["rec"]}
-            entry["delta_label"] = (labels != labels_last).float().mean().item()
-            history.append({**entry, **_scores(y, labels.cpu().numpy())})
+            self.log(ite, labels, changed_from=labels_last, names={"clus": "kl"})
             change = (p_new - p).square().mean().item()
             p, labels_last = p_new, labels
             if change < TARGET_TOL:
                 break
-            if checkpoint.due():
-                checkpoint.save(self._snapshot(
-                    "main", model, head, optimizer, generator, x, history, km_labels,
+            if self.checkpoint_due():
+                self.save(self._snapshot(
+                    "main", model, head, optimizer, generator, x, km_labels,
                     iteration=ite, q=q.cpu(), p=p.cpu(),
                 ))  # fmt: skip
         return ite

@@ -5,73 +5,52 @@
 - ``kl+rec``: IDEC / DCEC: gamma * KL(P || Q) + reconstruction MSE.
 
 A phase gets the pretrained autoencoder and the data, and returns labels, centers and a history.
-A new loss is one class here, registered with ``register_loss``; it works with every backbone.
+A new loss is a :class:`~dcbench.methods.phase.ClusteringPhase` in a module of its own,
+registered with ``register_loss``; it works with every backbone. This module also holds what
+several losses share: the initial clustering, the Student's t assignment and the targets.
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any
+from numbers import Real
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.cluster import KMeans
+from sklearn.utils._param_validation import Interval
 from torch import nn
 
-from dcbench.core.metrics import acc, nmi_geometric
 from dcbench.core.registry import Registry
-from dcbench.methods.acpic import PathIntegralClustering
-from dcbench.methods.training import (
-    PhaseCheckpoint,
-    autocast,
-    check_finite,
-    embed,
-    make_optimizer,
-)
+from dcbench.methods.phase import ClusteringPhase, Hyperparameter, PhaseResult
+from dcbench.methods.training import autocast, embed, make_optimizer
 
 LOSSES = Registry("loss")
 
 
 def register_loss(name: str, description: str):
-    return LOSSES.register(name, description=description)
+    """``@register_loss(name, description)`` on a :class:`ClusteringPhase` subclass. Its own
+    ``hyperparameters`` become ``DeepClusterer`` parameters; two losses may share one only
+    with the same default and constraints."""
+    register = LOSSES.register(name, description=description)
+
+    def add(phase: type[ClusteringPhase]) -> type[ClusteringPhase]:
+        declared = loss_hyperparameters()
+        for key, hp in phase.hyperparameters.items():
+            if key in declared and declared[key] != hp:
+                raise ValueError(
+                    f"loss '{name}' declares hyperparameter '{key}' unlike another loss; "
+                    "share it with the same default, constraints and doc, or rename it"
+                )
+        return register(phase)
+
+    return add
 
 
-@dataclass
-class PhaseResult:
-    labels: np.ndarray
-    centers: np.ndarray
-    history: list[dict[str, Any]]
-    n_iter: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)  # wall time per part of the phase
+def loss_hyperparameters() -> dict[str, Hyperparameter]:
+    """Every registered loss's own hyperparameters, by name."""
+    return {k: hp for name in LOSSES for k, hp in LOSSES.get(name).hyperparameters.items()}
 
 
-INITS = ("kmeans", "ac-pic")
 TARGETS = ("auto", "dec", "depict")
-
-
-def kmeans_init(z: torch.Tensor, n_clusters: int, n_init: int, seed: int) -> KMeans:
-    return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(z.cpu().numpy())
-
-
-@dataclass
-class InitialClustering:
-    labels_: np.ndarray
-    cluster_centers_: np.ndarray  # (n_clusters, embedding_dim): the means of the clusters
-
-
-def initial_clustering(z: torch.Tensor, est) -> KMeans | InitialClustering:
-    """The clustering a phase starts from, by ``est.init``: k-means (``kmeans_n_init`` runs,
-    the papers' choice) or AC-PIC (DEPICT's code on USPS and MNIST-test), whose centers are the
-    clusters' means. Both give ``labels_`` and ``cluster_centers_``."""
-    if est.init == "kmeans":
-        return kmeans_init(z, est.n_clusters, est.kmeans_n_init, est._seed)
-    z = z.cpu().numpy().astype(np.float64)
-    labels = PathIntegralClustering(n_clusters=est.n_clusters).fit(z).labels_
-    centers = np.stack([z[labels == k].mean(axis=0) for k in range(est.n_clusters)])
-    return InitialClustering(labels, centers)
 
 
 def soft_assign(z: torch.Tensor, centers: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
@@ -102,24 +81,15 @@ def make_target(q: torch.Tensor, target: str, default: str) -> torch.Tensor:
     return target_distribution(q) if name == "dec" else frequency_prior_target(q)
 
 
-def _scores(y, labels) -> dict[str, float]:
-    return {} if y is None else {"acc": acc(y, labels), "nmi": nmi_geometric(y, labels)}
-
-
 @register_loss("none", "no clustering loss: k-means (n_init 20) on the pretrained embedding")
-class KMeansOnEmbedding:
-    params = ("kmeans_n_init", "init")  # the estimator parameters this phase reads
-    terms: tuple[str, ...] = ()  # the loss terms its history logs (the reports' curves)
-
-    def __init__(self, est):
-        self.est = est
+class KMeansOnEmbedding(ClusteringPhase):
+    params = ("kmeans_n_init", "init")
 
     def run(self, model: nn.Module, x: torch.Tensor, y=None, checkpoint=None) -> PhaseResult:
-        del checkpoint  # nothing to save: one k-means
-        km = initial_clustering(embed(model, x), self.est)
-        return PhaseResult(
-            km.labels_, km.cluster_centers_, [{"iteration": 0, **_scores(y, km.labels_)}]
-        )
+        self.start(y)  # nothing to checkpoint: one k-means
+        km = self.initial_clustering(embed(model, x))
+        self.log(0, km.labels_, part="kmeans_init")
+        return self.result(km.labels_, km.cluster_centers_, 0)
 
     def predict(self, z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         return torch.cdist(z, centers).argmin(dim=1)
@@ -129,7 +99,7 @@ class KMeansOnEmbedding:
     "kl",
     "DEC: KL(P||Q) with Student-t Q and a target P refreshed every T iterations; decoder dropped",
 )
-class StudentTClustering:
+class StudentTClustering(ClusteringPhase):
     """The DEC / IDEC / DCEC clustering phase, as in the authors' Keras code:
     k-means init of trainable centers; every ``update_interval`` (T) iterations, Q over the
     whole dataset, the target P from it (held fixed until the next update), and the stop test
@@ -138,12 +108,19 @@ class StudentTClustering:
     reconstruct = False
     terms: tuple[str, ...] = ("kl",)
     params = (
-        "optimizer", "lr", "momentum", "batch_size", "alpha",
-        "update_interval", "tol", "maxiter", "kmeans_n_init", "init", "target",
+        "optimizer", "lr", "momentum", "batch_size",
+        "update_interval", "maxiter", "kmeans_n_init", "init", "target",
     )  # fmt: skip
-
-    def __init__(self, est):
-        self.est = est
+    hyperparameters = {
+        "alpha": Hyperparameter(
+            1.0, [Interval(Real, 0, None, closed="neither")],
+            "degrees of freedom of the Student's t soft assignment",
+        ),
+        "tol": Hyperparameter(
+            0.001, [Interval(Real, 0, 1, closed="both")],
+            "stop when fewer than this fraction of labels changed between two target updates",
+        ),
+    }  # fmt: skip
 
     def predict(self, z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         return soft_assign(z, centers, self.est.alpha).argmax(dim=1)
@@ -164,14 +141,10 @@ class StudentTClustering:
         """With a ``checkpoint``, resumes from its saved state and saves at target updates
         (at most every ``CHECKPOINT_SECONDS``); a resumed run gives the uninterrupted result."""
         est = self.est
-        seconds: dict[str, float] = defaultdict(float)
-        clock = time.perf_counter()
-        checkpoint = PhaseCheckpoint(checkpoint)
-        saved = checkpoint.load()
+        saved = self.start(y, checkpoint)
         if saved is None:
-            km = initial_clustering(embed(model, x), est)
+            km = self.initial_clustering(embed(model, x))
             initial_centers, initial_labels = km.cluster_centers_, km.labels_
-            seconds["kmeans_init"], clock = time.perf_counter() - clock, time.perf_counter()
         else:
             initial_centers, initial_labels = saved["centers"], saved["labels_last"]
         centers = nn.Parameter(
@@ -184,77 +157,51 @@ class StudentTClustering:
 
         n, bs = x.shape[0], est.batch_size
         labels_last = torch.as_tensor(initial_labels, device=x.device)
-        history: list[dict[str, Any]] = []
-        sums: dict[str, torch.Tensor] = {}
-        steps_since = 0
         start = 0
         first = 0
         if saved is not None:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
-            history, first, start = saved["history"], saved["iteration"], saved["start"]
-            sums = {k: v.to(x.device) for k, v in saved["sums"].items()}
-            steps_since = saved["steps_since"]
-            seconds.update(saved["seconds"])
-            seconds["checkpoints"] += time.perf_counter() - clock  # loading it, not a step
-            clock = time.perf_counter()
+            self.resume(saved)
+            first, start = saved["iteration"], saved["start"]
+            self._sums = {k: v.to(x.device) for k, v in saved["sums"].items()}
+            self._steps = saved["steps_since"]
+            self.lap("checkpoints")
         p = None
         ite = first
         model.train()
         for ite in range(first, int(est.maxiter)):
             if ite % est.update_interval == 0:
-                # the steps since the last update end here: .item() below waits for them
-                seconds["steps"] += time.perf_counter() - clock
-                clock = time.perf_counter()
-                if ite > first and checkpoint.due():
-                    checkpoint.save({
+                self.lap("steps")  # the steps since the last update end here
+                if ite > first and self.checkpoint_due():
+                    self.save({
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "centers": centers.detach().cpu().numpy(),
-                        "labels_last": labels_last.cpu().numpy(), "history": history,
-                        "iteration": ite, "start": start, "steps_since": steps_since,
-                        "sums": {k: v.cpu() for k, v in sums.items()}, "seconds": dict(seconds),
+                        "labels_last": labels_last.cpu().numpy(), "iteration": ite,
+                        "start": start, "steps_since": self._steps,
+                        "sums": {k: v.cpu() for k, v in self._sums.items()},
                     })  # fmt: skip
-                    seconds["checkpoints"] += time.perf_counter() - clock
-                    clock = time.perf_counter()
                 q = soft_assign(
                     embed(model, x, precision=est.precision), centers.detach(), est.alpha
                 )
                 p = make_target(q, est.target, default="dec")
                 labels = q.argmax(dim=1)
-                delta = (
-                    (labels != labels_last).float().mean().item()
-                )  # the only host sync per interval
+                # the fraction changed is the only host sync per interval
+                entry = self.log(ite, labels, changed_from=labels_last, part="target_updates")
                 labels_last = labels
-                entry = {"iteration": ite, "delta_label": delta}
-                entry.update({k: (v / max(steps_since, 1)).item() for k, v in sums.items()})
-                check_finite(entry, f"clustering iteration {ite}", "lr")
-                seconds["target_updates"] += time.perf_counter() - clock
-                clock = time.perf_counter()
-                entry.update(_scores(y, labels.cpu().numpy()))
-                seconds["evaluation"] += time.perf_counter() - clock
-                clock = time.perf_counter()
-                history.append(entry)
-                sums, steps_since = {}, 0
-                if ite > 0 and delta < est.tol:
+                if ite > 0 and entry["delta_label"] < est.tol:
                     final = labels  # argmax q of the current model: no second pass over the data
                     break
             stop = min(start + bs, n)
             with autocast(x.device, est.precision):
                 loss, terms = self.batch_loss(model, centers, x[start:stop], p[start:stop])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0) + v.detach()
-            steps_since += 1
+            self.step(optimizer, loss, terms)
             start = stop if stop < n else 0  # in order, wrapping after the last (partial) batch
         else:
             ite = int(est.maxiter)
             final = self.predict(embed(model, x, precision=est.precision), centers.detach())
-            seconds["steps"] += time.perf_counter() - clock  # includes the final pass
-        return PhaseResult(
-            final.cpu().numpy(), centers.detach().cpu().numpy(), history, ite, dict(seconds)
-        )
+            self.lap("steps")  # includes the final pass
+        return self.result(final, centers, ite)
 
 
 @register_loss(

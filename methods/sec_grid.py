@@ -99,6 +99,7 @@ register_method(
         SECBestOfGrid,
         params={"n_init": 20},
         dataset_params={"mnist-full": {"input_scale": 255 / 50}, "mnist-test": {"input_scale": 255 / 50}},
+        paper_name="SEC",  # the paper's SEC cell, as it was made: listed beside SEC
         reference={"mnist-full": (80.37, None)},
         reference_source="Table 1 of Guo et al. (2017), DEC's SEC baseline (best of 9, chosen with labels)",
     )

@@ -56,7 +56,7 @@ def deep_method(
         },
         dataset_params=merged,
         paper_name=paper_name,
-        param_names=(*COMMON, *phase.params),
+        param_names=(*COMMON, *phase.reads()),
     )
 
 

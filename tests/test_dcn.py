@@ -9,6 +9,7 @@ from conftest import blobs
 from dcbench.core.metrics import acc
 from dcbench.methods import LOSSES, METHODS, DeepClusterer
 from dcbench.methods import dcn as dcn_module
+from dcbench.methods import phase as phase_module
 from dcbench.methods.dcn import assign, dcn_loss, dcn_optimizer, update_centers
 
 FAST = dict(
@@ -84,7 +85,7 @@ def test_the_phase_alternates_network_assignment_and_center_updates(monkeypatch)
     x, _ = blobs(n_per_cluster=30, shape=(1, 8, 8))
     calls, losses, inits = [], [], []
     real_update, real_loss, real_init = (
-        dcn_module.update_centers, dcn_module.dcn_loss, dcn_module.initial_clustering,
+        dcn_module.update_centers, dcn_module.dcn_loss, phase_module.initial_clustering,
     )  # fmt: skip
 
     def spy_update(centers, counts, z, s):
@@ -101,7 +102,7 @@ def test_the_phase_alternates_network_assignment_and_center_updates(monkeypatch)
 
     monkeypatch.setattr(dcn_module, "update_centers", spy_update)
     monkeypatch.setattr(dcn_module, "dcn_loss", spy_loss)
-    monkeypatch.setattr(dcn_module, "initial_clustering", spy_init)
+    monkeypatch.setattr(phase_module, "initial_clustering", spy_init)
     DeepClusterer(backbone="cae", loss="kmeans+rec", n_clusters=3, random_state=0, **FAST).fit(x)
 
     assert [c[2].shape[0] for c in calls] == [32, 32, 26] * 4  # 90 samples, in order, wrapping

@@ -13,6 +13,7 @@ from conftest import assert_same_fit, blobs
 from dcbench.core.metrics import acc
 from dcbench.methods import BACKBONES, LOSSES, METHODS, DeepClusterer
 from dcbench.methods import depict as depict_module
+from dcbench.methods import phase as phase_module
 from dcbench.methods.depict import DepictAutoencoder, SoftmaxClustering
 from dcbench.methods.losses import frequency_prior_target, target_distribution
 
@@ -130,7 +131,7 @@ def test_pretraining_minimizes_the_backbones_own_loss(monkeypatch):
 def test_the_head_starts_at_the_unit_norm_centroids_and_init_stage_fits_kmeans(monkeypatch):
     x, y = blobs(n_per_cluster=30, shape=(1, 8, 8))
     seen = {}
-    real_init, real_stage = depict_module.initial_clustering, SoftmaxClustering._init_stage
+    real_init, real_stage = phase_module.initial_clustering, SoftmaxClustering._init_stage
 
     def spy_kmeans(*args):
         seen["km"] = real_init(*args)
@@ -141,7 +142,7 @@ def test_the_head_starts_at_the_unit_norm_centroids_and_init_stage_fits_kmeans(m
         seen["labels"] = np.array(km_labels)
         return real_stage(self, model, head, x, km_labels, *rest)
 
-    monkeypatch.setattr(depict_module, "initial_clustering", spy_kmeans)
+    monkeypatch.setattr(phase_module, "initial_clustering", spy_kmeans)
     monkeypatch.setattr(SoftmaxClustering, "_init_stage", spy_stage)
     est = DeepClusterer(
         backbone="depict-cae", loss="softmax-kl+rec", n_clusters=3, random_state=0, **FAST
@@ -233,7 +234,7 @@ def test_an_interrupted_depict_phase_resumes_to_the_uninterrupted_result(
     uninterrupted = DeepClusterer(**params).fit(x, y, pretrained=pretrained)
 
     monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # save after every epoch
-    steps, step = [], SoftmaxClustering._step
+    steps, step = [], SoftmaxClustering.step
 
     def interrupted(self, *args):
         steps.append(1)
@@ -243,7 +244,7 @@ def test_an_interrupted_depict_phase_resumes_to_the_uninterrupted_result(
 
     checkpoint = FileCheckpoint(tmp_path / "phase.fit.ckpt")
     with monkeypatch.context() as m:
-        m.setattr(SoftmaxClustering, "_step", interrupted)
+        m.setattr(SoftmaxClustering, "step", interrupted)
         with pytest.raises(RuntimeError, match="interrupted"):
             DeepClusterer(**params).fit(x, y, pretrained=pretrained, checkpoint=checkpoint)
     saved = checkpoint.load()

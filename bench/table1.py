@@ -86,9 +86,11 @@ def cell_table(frame, wanted: dict[tuple[str, str], int]) -> tuple[str, int, int
     """The paper's layout: one row per method, per dataset 'ACC / NMI (n/target)' and the
     paper's ACC / NMI. Returns the Markdown, the runs done and the runs wanted."""
     from dcbench.reports.paper import paper_value
-    from dcbench.reports.tables import spread
+    from dcbench.reports.tables import cell, summarize
 
     ok = frame[frame["status"] == "ok"]
+    # the report's own summary and cell format, so both show the same digits
+    summary = summarize(frame).set_index(["method", "dataset"]) if len(ok) else None
     header = "| method | " + " | ".join(f"{d} ACC | {d} NMI | n | paper" for d in DATASETS) + " |"
     lines = [header, "|---|" + "---:|---:|---:|---:|" * len(DATASETS)]
     done = 0
@@ -98,8 +100,12 @@ def cell_table(frame, wanted: dict[tuple[str, str], int]) -> tuple[str, int, int
         for d in DATASETS:
             mine = ok[(ok["method"] == m) & (ok["dataset"] == d)]
             target = wanted.get((m, d), 0)
-            acc = spread(list(mine["acc"] * 100))
-            nmi = spread(list(mine["nmi_geometric"] * 100))
+            if len(mine):
+                s = summary.loc[(m, d)]
+                acc = cell(s["acc_mean"], s["acc_std"], s["n"])
+                nmi = cell(s["nmi_geometric_mean"], s["nmi_geometric_std"], s["n"])
+            else:
+                acc = nmi = "–"
             pa, pn = paper_value(m, d, "acc"), paper_value(m, d, "nmi")
             paper = "–" if pa is None else f"{pa:.2f} / {'–' if pn is None else f'{pn:.2f}'}"
             cells += [acc, nmi, f"{len(mine)}/{target}" if target else str(len(mine)), paper]

@@ -73,7 +73,8 @@ def spread(values: list[float], digits: int = 2) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def _cell(mean: float, std: float, n: int) -> str:
+def cell(mean: float, std: float, n: int) -> str:
+    """A table cell: 'mean ± std' in % (the mean alone for one seed)."""
     spread = "" if n < 2 else f" ± {std:.2f}"
     return f"{mean:.2f}{spread}"
 
@@ -102,7 +103,7 @@ def table_rows(
             for i, m in enumerate(methods):
                 if m in mine.index:
                     s = mine.loc[m]
-                    rows[i].append(_cell(s[f"{col}_mean"], s[f"{col}_std"], s["n"]))
+                    rows[i].append(cell(s[f"{col}_mean"], s[f"{col}_std"], s["n"]))
                     if s[f"{col}_mean"] == best:
                         bold.add((i, 1 + 5 * j + offset - 1))
                 else:
@@ -200,7 +201,7 @@ def comparison_markdown(results: pd.DataFrame, nmi: str = "geometric") -> str:
                 paper = paper_value(base_method(m), d, metric)
                 delta = "–" if paper is None else f"{s[f'{col}_mean'] - paper:+.2f}"
                 cells += [
-                    _cell(s[f"{col}_mean"], s[f"{col}_std"], s["n"]),
+                    cell(s[f"{col}_mean"], s[f"{col}_std"], s["n"]),
                     _paper(m, d, metric),
                     delta,
                 ]

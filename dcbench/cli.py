@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder every Ray worker can write, for pretraining checkpoints (optional)",
     )
     p.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=1.0,
+        help="with --executor ray and --device cuda: the GPU share each run asks for (e.g. "
+        "0.25: four runs share a GPU; these networks use a fraction of one); default 1",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -170,6 +177,7 @@ def run_from_flags(args: argparse.Namespace) -> int:
             threads=args.threads,
             ray_address=args.ray_address,
             ray_shared_dir=args.ray_shared_dir,
+            gpus_per_run=args.gpus_per_run,
             overrides=args.overrides,
             protocol=args.protocol,
             order=args.order,

@@ -46,6 +46,7 @@ class SuiteConfig:
     threads: int = 1
     ray_address: str | None = None
     ray_shared_dir: str | None = None
+    gpus_per_run: float = 1.0
     overrides: Sequence[str] | Mapping[str, Mapping[str, Any]] = ()
     protocol: str = "paper"
     order: str = "dataset"
@@ -130,7 +131,7 @@ def run_suite(config: SuiteConfig) -> SuiteResult:
         if todo:
             backend = make_backend(
                 executor, data, device, config.jobs, config.threads, config.ray_address,
-                config.ray_shared_dir,
+                config.ray_shared_dir, config.gpus_per_run,
             )  # fmt: skip
         records = execute(
             todo, data, store, device=device, progress=config.progress, backend=backend

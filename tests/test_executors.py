@@ -119,8 +119,25 @@ def test_ray_executor_gives_the_in_process_results(data, reference, tmp_path):
         (record,) = execute(plan(["kmeans"], seeds=(5,)), data, ResultsStore(tmp_path),
                             progress=False, backend=backend)  # fmt: skip
         assert record["status"] == "failed" and "worker failed" in record["error"]
+
+        # CUDA runs ask for a share of a GPU each, so that units share one device
+        ray.shutdown()
+        ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)  # fmt: skip
+        assert RayExecutor(data, "cuda", gpus_per_run=0.25).slots == 4
+        assert RayExecutor(data, "cuda").slots == 1 and RayExecutor(data, "cpu").slots == 2
     finally:
         ray.shutdown()
+
+
+def test_a_gpu_share_outside_0_1_is_refused_in_one_line():
+    from dcbench.core.errors import UsageError
+    from dcbench.runner.backends import RayExecutor
+
+    with pytest.raises(
+        UsageError, match=r"--gpus-per-run 1.5 is not allowed; give a share in \(0, 1\]"
+    ):
+        RayExecutor({}, "cuda", gpus_per_run=1.5)
 
 
 class _DeadWorker:
@@ -299,3 +316,52 @@ def test_a_resumed_clustering_phase_counts_the_earlier_attempts_time(data, tmp_p
     (record,) = execute(plan(["dcec"], seeds=(0,)), data, ResultsStore(tmp_path), progress=False)
     assert record["status"] == "ok" and record["resumed_after_seconds"] == 1000.0
     assert 1000.0 < record["seconds"] < 1000.0 + 60
+
+
+class _CountingReplacements(InProcess):
+    replaced = 0
+
+    def replace_workers(self):
+        self.replaced += 1
+
+
+def test_a_cuda_error_fails_its_run_and_replaces_the_workers(data, tmp_path, monkeypatch):
+    """A CUDA error (an illegal memory access, say) may spoil its process's CUDA context:
+    the run is recorded as failed, and later units go to fresh worker processes. An out of
+    memory error does not spoil it."""
+    from dcbench.methods import DeepClusterer
+    from dcbench.runner.work import is_device_error
+
+    real_fit = DeepClusterer.fit
+
+    def fit(self, *args, **kwargs):
+        if self.random_state == 0:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeepClusterer, "fit", fit)
+    backend = _CountingReplacements(data, "cpu")
+    records = execute(plan(["dec"]), data, ResultsStore(tmp_path), progress=False, backend=backend)
+    assert [(r["seed"], r["status"]) for r in records] == [(0, "failed"), (1, "ok")]
+    assert backend.replaced == 1
+    assert not is_device_error("OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB")
+    assert not is_device_error("TrainingDiverged: loss diverged at clustering iteration 30")
+
+
+def test_replaced_local_workers_finish_the_units_they_hold(data, tmp_path):
+    from dcbench.runner.pretrain_cache import PretrainCache
+    from dcbench.runner.work import make_units
+
+    backend = LocalProcesses(data, "cpu", jobs=1)
+    first, second = make_units(plan(["kmeans"]), {"tiny": 60})
+    cache = PretrainCache(tmp_path)
+    held = backend.submit(first, cache)
+    old = backend._pool
+    backend.replace_workers()
+    after = backend.submit(second, cache)
+    try:
+        assert backend._pool is not old
+        assert held.result(timeout=120).records[0]["status"] == "ok"  # the old worker's unit
+        assert after.result(timeout=120).records[0]["status"] == "ok"
+    finally:
+        backend.close()

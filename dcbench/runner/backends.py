@@ -1,12 +1,13 @@
 """Where units of work run: this process, local worker processes, or a Ray cluster.
 
 Every backend has the same small interface: ``slots`` (units in flight at once),
-``submit(unit, cache) -> Future[UnitResult]``, ``recover()`` after a worker died, and
-``close()``. The driver (``dcbench.runner.executor``) does the rest, so a new backend is one class.
+``submit(unit, cache) -> Future[UnitResult]``, ``recover()`` after a worker died,
+``replace_workers()`` after a CUDA error spoiled one, and ``close()``. The driver (``dcbench.runner.executor``) does the rest, so a new backend is one class.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,6 +28,12 @@ class _Backend:
 
     def recover(self) -> None:
         """Called after a worker died; the default has nothing to repair."""
+
+    def replace_workers(self) -> None:
+        """Called after a unit failed with a CUDA error, which may leave its process's CUDA
+        context unusable: later units must run in fresh processes. The default (this process,
+        or Ray, whose GPU tasks get a fresh worker process each: ``max_calls=1``) has none to
+        replace."""
 
     def close(self) -> None:
         pass
@@ -101,6 +108,12 @@ class LocalProcesses(_Backend):
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._start()
 
+    def replace_workers(self) -> None:
+        """New units go to fresh processes; the old ones finish the units they hold (their
+        futures stay valid), then exit."""
+        old, self._pool = self._pool, self._start()
+        old.shutdown(wait=False, cancel_futures=False)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -113,7 +126,8 @@ def _run_on_ray(unit, data, device, checkpoint_dir, pretrained, threads) -> Unit
 
 
 class RayExecutor(_Backend):
-    """Units as Ray tasks (``threads`` CPUs each, plus one GPU for CUDA runs), on a cluster joined at
+    """Units as Ray tasks (``threads`` CPUs each, plus ``gpus_per_run`` of a GPU for CUDA runs:
+    a fraction lets several units share one device), on a cluster joined at
     ``address`` or started here. The datasets go to the object store once; a cached
     pretrained state travels with its unit and a new one comes back with the result, so
     workers need no shared disk. ``shared_dir`` (optional) is a folder every worker can
@@ -127,7 +141,12 @@ class RayExecutor(_Backend):
         shared_dir: str | None = None,
         max_retries: int = 2,
         threads: int = 1,
+        gpus_per_run: float = 1.0,
     ):
+        if not 0 < gpus_per_run <= 1:
+            raise UsageError(
+                f"--gpus-per-run {gpus_per_run} is not allowed; give a share in (0, 1]"
+            )
         try:
             import ray
         except ImportError:
@@ -149,10 +168,10 @@ class RayExecutor(_Backend):
                 configure_logging=False,
             )
         self.device, self.shared_dir, self.threads = str(device), shared_dir, threads
-        gpus = 1 if torch.device(device).type == "cuda" else 0
-        per_task = 1 if gpus else threads
+        gpus = gpus_per_run if torch.device(device).type == "cuda" else 0
+        per_task = gpus or threads
         free = ray.cluster_resources().get("GPU" if gpus else "CPU", 1)
-        self.slots = max(1, int(free // per_task))
+        self.slots = max(1, math.floor(free / per_task + 1e-9))
         self._refs = {name: ray.put(ds) for name, ds in data.items()}
         # a crashed worker process is retried; an exception inside a run is already recorded
         self._task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=max_retries)(
@@ -179,11 +198,14 @@ def make_backend(
     threads: int = 1,
     ray_address: str | None = None,
     shared_dir: str | None = None,
+    gpus_per_run: float = 1.0,
 ) -> _Backend:
     if name == "local":
         if jobs == 1:
             return InProcess(data, device, threads)
         return LocalProcesses(data, device, jobs, threads)
     if name == "ray":
-        return RayExecutor(data, device, ray_address, shared_dir, threads=threads)
+        return RayExecutor(
+            data, device, ray_address, shared_dir, threads=threads, gpus_per_run=gpus_per_run
+        )
     raise UsageError(f"--executor '{name}' is not known; choose from: {', '.join(EXECUTORS)}")

@@ -97,6 +97,8 @@ def execute(
                         reason = f"worker failed: {type(exc).__name__}: {exc}".splitlines()[0]
                         result = failed_records(unit, reason)
                         backend.recover()
+                    if result.device_error:  # its process's CUDA context may be spoiled
+                        backend.replace_workers()
                     for record in store_unit(result, unit, store, cache):
                         records.append(record)
                         _report(bar, record, f"{len(records)}/{len(runs)}")

@@ -39,6 +39,20 @@ class UnitResult:
     records: list[dict[str, Any]]
     fitted: list[dict[str, Any] | None]  # per record: labels, centers, weights (or None)
     pretrained: dict[str, Any] | None = None  # a state pretrained by this unit, to be cached
+    # a run failed with a CUDA error: the process's CUDA context may be unusable from now on
+    # (errors such as an illegal memory access are sticky), so its worker should be replaced
+    device_error: bool = False
+
+
+# How CUDA errors read (torch raises them as torch.AcceleratorError or RuntimeError); an out of
+# memory error is not among them: the context survives it.
+DEVICE_ERRORS = ("CUDA error", "CUDNN_STATUS", "CUBLAS_STATUS", "cuDNN error", "AcceleratorError")
+
+
+def is_device_error(error: str) -> bool:
+    """Whether a record's ``error`` (``Type: message``) is a CUDA error that spoils the
+    process (not an out-of-memory error)."""
+    return any(marker in error for marker in DEVICE_ERRORS) and "out of memory" not in error
 
 
 def make_units(runs: list[Run], n_samples: dict[str, int], device: str = "cpu") -> list[Unit]:
@@ -87,10 +101,12 @@ def run_unit(
         cache = PretrainCache(checkpoint_dir or scratch)
         shared = _SharedPretraining(cache, unit.pretrain_key, data, pretrained)
         results = [fit_one(run, data, device, shared) for run in unit.runs]
+    records = [r for r, _ in results]
     return UnitResult(
-        records=[r for r, _ in results],
+        records=records,
         fitted=[f for _, f in results],
         pretrained=shared.new_state,
+        device_error=any(is_device_error(r.get("error", "")) for r in records),
     )
 
 

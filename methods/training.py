@@ -95,6 +95,24 @@ def embed(
     return z
 
 
+def use_exact_cuda_numerics() -> None:
+    """The suite's stated CUDA choices, set by the runner in every process that runs units on
+    a GPU (call it yourself when you use the estimators on CUDA directly):
+
+    - fp32 means fp32: TF32 off for matmuls and for cuDNN convolutions (PyTorch leaves cuDNN's
+      TF32 on by default, which would round the CAE's convolutions to 10-bit mantissas);
+    - cuDNN picks deterministic algorithms, and does not benchmark (its pick could differ
+      from one process to the next).
+
+    A CUDA run is then repeatable for the same seed on the same GPU model, driver and torch
+    version, except where an op has no deterministic CUDA kernel (DCN's ``index_add_`` center
+    update adds with atomics); it is not bitwise the same as a CPU run."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -365,3 +365,23 @@ def test_replaced_local_workers_finish_the_units_they_hold(data, tmp_path):
         assert after.result(timeout=120).records[0]["status"] == "ok"
     finally:
         backend.close()
+
+
+def test_units_on_cuda_run_with_the_stated_numerics(data, monkeypatch):
+    """fp32 is fp32 on a GPU (no TF32 in matmuls or cuDNN convolutions) and cuDNN's choice of
+    algorithm is deterministic; set per process by the runner (checked here without a GPU)."""
+    import torch
+
+    from dcbench.runner import work
+    from dcbench.runner.work import make_units, run_unit
+
+    flags = (torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32"), \
+        (torch.backends.cudnn, "deterministic"), (torch.backends.cudnn, "benchmark")  # fmt: skip
+    for module, name in flags:
+        monkeypatch.setattr(module, name, name == "allow_tf32")  # PyTorch's defaults
+    monkeypatch.setattr(work, "fit_one", lambda run, *args: ({"status": "ok"}, None))
+    (unit,) = make_units(plan(["kmeans"], seeds=(0,)), {"tiny": 60})
+    run_unit(unit, data["tiny"], "cpu")
+    assert torch.backends.cudnn.allow_tf32  # a CPU unit leaves them alone
+    run_unit(unit, data["tiny"], "cuda")
+    assert [getattr(m, n) for m, n in flags] == [False, False, True, False]

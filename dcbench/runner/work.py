@@ -20,6 +20,7 @@ from dcbench.core import runinfo
 from dcbench.core.metrics import evaluate
 from dcbench.datasets import ImageDataset
 from dcbench.methods import METHODS, combination
+from dcbench.methods.training import use_exact_cuda_numerics
 from dcbench.runner.plan import Run
 from dcbench.runner.pretrain_cache import PretrainCache, pretrain_key
 
@@ -97,6 +98,8 @@ def run_unit(
     ``checkpoint_dir`` if one is there). Never raises for a failing run: it is recorded."""
     if threads:
         torch.set_num_threads(threads)
+    if torch.device(device).type == "cuda":
+        use_exact_cuda_numerics()
     with tempfile.TemporaryDirectory(prefix="dcbench-") as scratch:
         cache = PretrainCache(checkpoint_dir or scratch)
         shared = _SharedPretraining(cache, unit.pretrain_key, data, pretrained)

@@ -385,3 +385,20 @@ def test_units_on_cuda_run_with_the_stated_numerics(data, monkeypatch):
     assert torch.backends.cudnn.allow_tf32  # a CPU unit leaves them alone
     run_unit(unit, data["tiny"], "cuda")
     assert [getattr(m, n) for m, n in flags] == [False, False, True, False]
+
+
+def test_a_run_holds_every_thread_pool_to_its_threads(data, monkeypatch):
+    """--threads reaches scikit-learn's OpenMP (k-means) and BLAS too, not only torch."""
+    from threadpoolctl import threadpool_info
+
+    from dcbench.runner import work
+    from dcbench.runner.work import make_units, run_unit
+
+    seen = []
+    monkeypatch.setattr(
+        work, "fit_one", lambda run, *args: (seen.append(threadpool_info()), ({}, None))[1]
+    )
+    (unit,) = make_units(plan(["kmeans"], seeds=(0,)), {"tiny": 60})
+    run_unit(unit, data["tiny"], "cpu", threads=1)
+    pools = {(p["user_api"], p["num_threads"]) for p in seen[0]}
+    assert {api for api, _ in pools} >= {"openmp"} and {n for _, n in pools} == {1}

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from dcbench.core import runinfo
 from dcbench.core.metrics import evaluate
@@ -100,7 +101,13 @@ def run_unit(
         torch.set_num_threads(threads)
     if torch.device(device).type == "cuda":
         use_exact_cuda_numerics()
-    with tempfile.TemporaryDirectory(prefix="dcbench-") as scratch:
+    # torch's setting does not reach scikit-learn's OpenMP (k-means) or BLAS: without this a
+    # "1-thread" run's k-means used every core (two workers on two cores oversubscribe them),
+    # and its OpenMP reduction order varied with the thread count
+    with (
+        threadpool_limits(limits=threads or torch.get_num_threads()),
+        tempfile.TemporaryDirectory(prefix="dcbench-") as scratch,
+    ):
         cache = PretrainCache(checkpoint_dir or scratch)
         shared = _SharedPretraining(cache, unit.pretrain_key, data, pretrained)
         results = [fit_one(run, data, device, shared) for run in unit.runs]

@@ -377,14 +377,20 @@ def test_units_on_cuda_run_with_the_stated_numerics(data, monkeypatch):
 
     flags = (torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32"), \
         (torch.backends.cudnn, "deterministic"), (torch.backends.cudnn, "benchmark")  # fmt: skip
-    for module, name in flags:
-        monkeypatch.setattr(module, name, name == "allow_tf32")  # PyTorch's defaults
+    # these are properties of torch's backend modules, not attributes monkeypatch can restore
+    before = [getattr(m, n) for m, n in flags]
     monkeypatch.setattr(work, "fit_one", lambda run, *args: ({"status": "ok"}, None))
     (unit,) = make_units(plan(["kmeans"], seeds=(0,)), {"tiny": 60})
-    run_unit(unit, data["tiny"], "cpu")
-    assert torch.backends.cudnn.allow_tf32  # a CPU unit leaves them alone
-    run_unit(unit, data["tiny"], "cuda")
-    assert [getattr(m, n) for m, n in flags] == [False, False, True, False]
+    try:
+        for module, name in flags:
+            setattr(module, name, name == "allow_tf32")  # PyTorch's defaults
+        run_unit(unit, data["tiny"], "cpu")
+        assert torch.backends.cudnn.allow_tf32  # a CPU unit leaves them alone
+        run_unit(unit, data["tiny"], "cuda")
+        assert [getattr(m, n) for m, n in flags] == [False, False, True, False]
+    finally:
+        for (module, name), value in zip(flags, before, strict=True):
+            setattr(module, name, value)
 
 
 def test_a_run_holds_every_thread_pool_to_its_threads(data, monkeypatch):

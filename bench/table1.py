@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -65,6 +66,13 @@ def main() -> int:
     return 0
 
 
+def stage_times(out: Path) -> list[dict]:
+    """Every stage run's wall time so far (``logs/stage_times.jsonl``), oldest first."""
+    path = out / "logs" / "stage_times.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 def run_stage(i: int, args) -> int:
     """One stage as a suite run in this process; its output goes to ``logs/table1.log``."""
     from dcbench.suite import SuiteConfig, run_suite
@@ -79,7 +87,15 @@ def run_stage(i: int, args) -> int:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             print(f"== stage {i} at {stamp}: {datasets} x {methods} x seeds {seeds}", flush=True)
-            return 1 if run_suite(config).failed else 0
+            started = time.perf_counter()
+            result = run_suite(config)
+    # each stage's wall time (with its device and runs done), for meta.json: what a whole
+    # table costs on a GPU is measured here, not projected
+    entry = {"stage": i, "started": stamp, "device": args.device, "workers": args.workers,
+             "runs_done": len(result.records), "wall_seconds": round(time.perf_counter() - started)}  # fmt: skip
+    with open(OUT / "logs" / "stage_times.jsonl", "a") as times:
+        times.write(json.dumps(entry) + "\n")
+    return 1 if result.failed else 0
 
 
 def cell_table(frame, wanted: dict[tuple[str, str], int]) -> tuple[str, int, int]:
@@ -143,6 +159,7 @@ def write_report(out: Path) -> str:
         "runs_ok_counted": done,
         "complete": done == wanted,
         "stages": [{"datasets": d, "methods": m, "seeds": s} for d, m, s in STAGES],
+        "stage_runs": stage_times(out),
     }
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
     return text

@@ -1,0 +1,175 @@
+"""The prepared GPU check: what the first session with a GPU runs first (a few minutes).
+
+    python bench/device_check.py                          # on the GPU machine
+    python bench/device_check.py --device cpu --quick     # every code path, tiny sizes (tests)
+
+1. **Speed**: ``bench/speed_gpu.py`` with one repeat: samples/s of ours against the naive loop
+   per network (CAE 28x28, CAE 16x16, SAE 784) and phase, fp32 and bf16, and W processes
+   sharing the device.
+2. **Launches per step**: kernel launches in one DCEC clustering step per network
+   (``torch.profiler``: ``cudaLaunchKernel`` calls on CUDA; on CPU, the aten ops instead): a
+   step of these small networks is launch-bound when this is in the hundreds.
+3. **Projection**: the full Table 1 (8 methods x 3 datasets x 5 seeds, the registry's
+   schedules) on this device, from the measured samples/s: pretraining once per (backbone,
+   dataset, seed) at epochs x n samples, each clustering phase at maxiter x batch samples (an
+   upper bound: runs stop early at tol), over W processes. Labelled a projection, not a
+   measurement.
+
+Writes ``bench/results/device-check/device_check.json`` and ``.md`` (device, versions,
+commit). Then the second command, the table itself, whose ``meta.json`` records each stage's
+wall time: ``python bench/table1.py --device cuda --workers W``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import speed_gpu  # noqa: E402
+
+from dcbench.core import runinfo  # noqa: E402
+from dcbench.core.fileio import atomic_write_text  # noqa: E402
+from dcbench.methods import BACKBONES, METHODS  # noqa: E402
+from dcbench.methods.losses import LOSSES  # noqa: E402
+
+OUT = REPO / "bench" / "results" / "device-check"
+TABLE1 = ("kmeans", "sec", "sae-kmeans", "dec", "idec", "cae-kmeans", "dec-conv", "dcec")
+DATASETS = {"mnist-full": (70000, (1, 28, 28)), "mnist-test": (10000, (1, 28, 28)),
+            "usps": (9298, (1, 16, 16))}  # fmt: skip
+SEEDS = 5
+
+
+def network(backbone: str, shape) -> str:
+    """The speed_gpu network whose rates stand for (backbone, image shape)."""
+    if backbone == "sae":
+        return "SAE 784"  # USPS's SAE (256 inputs) is smaller: an upper bound
+    return "CAE 28x28" if shape[-1] == 28 else "CAE 16x16"
+
+
+def launches_per_step(backbone: str, shape, device: str) -> int:
+    """Kernel launches (CUDA) or aten ops (CPU) in one clustering step of kl+rec, batch 256."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = BACKBONES.get(backbone).build(shape, 10).to(device)
+    x = torch.rand(256, *shape, device=device)
+    centers = torch.nn.Parameter(torch.randn(10, 10, device=device))
+    optimizer = torch.optim.Adam([*model.parameters(), centers], fused=True)
+    phase = LOSSES.get("kl+rec")(_Est())
+    p = torch.full((256, 10), 0.1, device=device)
+
+    def step():
+        loss, _ = phase.batch_loss(model, centers, x, p)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up: first-call allocations and lazy initialization
+    speed_gpu.sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step()
+        speed_gpu.sync(device)
+    events = prof.events()
+    if device == "cuda":
+        return sum(1 for e in events if e.name in ("cudaLaunchKernel", "cuLaunchKernel"))
+    return sum(1 for e in events if e.name.startswith("aten::"))
+
+
+class _Est:
+    """What the kl+rec phase reads of its estimator for one step."""
+
+    alpha, gamma = 1.0, 0.1
+
+
+def projection(rates: dict[tuple[str, str], float], workers: int) -> dict:
+    """Seconds of the full Table 1's deep runs on this device from measured samples/s (``rates``:
+    (phase, network) -> samples/s of one process; with W processes their total rate)."""
+    pretrain = cluster = 0.0
+    for dataset, (n, shape) in DATASETS.items():
+        pretrained = set()
+        for name in TABLE1:
+            config = METHODS.get(name).resolve(dataset)
+            if "backbone" not in config:
+                continue  # k-means and SEC: CPU methods, apart
+            net = network(config["backbone"], shape)
+            key = (config["backbone"], config["pretrain_epochs"])
+            if key not in pretrained:  # one pretraining per backbone, dataset and seed
+                pretrained.add(key)
+                pretrain += SEEDS * config["pretrain_epochs"] * n / rates[("pretraining", net)]
+            if config["loss"] != "none":
+                samples = config["maxiter"] * config["batch_size"]
+                cluster += SEEDS * samples / rates[("clustering (DCEC)", net)]
+    return {"workers": workers, "pretraining_s": round(pretrain), "clustering_s": round(cluster),
+            "total_s": round(pretrain + cluster)}  # fmt: skip
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--workers", type=int, default=4, help="processes sharing the device")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks the code paths")
+    p.add_argument("--out", default=str(OUT), help="folder for device_check.json and .md")
+    args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("device_check.py: no CUDA device here; --device cpu --quick checks it")
+    started = time.perf_counter()
+    out = Path(args.out)
+    speed = speed_gpu.main(["--device", args.device, "--repeats", "1", "--workers",
+                            str(args.workers), "--out", str(out)] + ["--quick"] * args.quick)  # fmt: skip
+    launches = {net: launches_per_step(b, s, args.device) for net, (b, s) in speed_gpu.NETS.items()}
+    projected = {}
+    for label, arm in (("1 process, fp32", "ours fp32"),
+                       (f"{args.workers} processes, bf16", f"ours bf16, {args.workers} processes")):  # fmt: skip
+        rates = {
+            (r["phase"], r["net"]): r["samples_per_s"] for r in speed["rows"] if r["arm"] == arm
+        }
+        if all((phase, net) in rates for phase in ("pretraining", "clustering (DCEC)")
+               for net in speed_gpu.NETS):  # fmt: skip
+            projected[label] = projection(rates, 1 if arm == "ours fp32" else args.workers)
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": runinfo.git_commit(),
+        "device": runinfo.device_name(args.device),
+        "versions": runinfo.versions(),
+        "quick": args.quick,
+        "launches_per_step": launches,
+        "launch_unit": "cudaLaunchKernel calls" if args.device == "cuda" else "aten ops",
+        "projected_table1_deep_runs": projected,
+        "check_seconds": round(time.perf_counter() - started),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "device_check.json", json.dumps(result, indent=1))
+    atomic_write_text(out / "device_check.md", markdown(result))
+    print(markdown(result))
+    return result
+
+
+def markdown(result: dict) -> str:
+    lines = [f"# Device check: {result['device']}", "",
+             f"{result['date']}, commit {result['git_commit']}, {result['check_seconds']} s"
+             f"{' (--quick: code paths only, no numbers to quote)' if result['quick'] else ''}.",
+             "", f"Per DCEC clustering step (batch 256), {result['launch_unit']}:", ""]  # fmt: skip
+    lines += [f"- {net}: {n}" for net, n in result["launches_per_step"].items()]
+    lines += ["", "**Projected** (not measured) seconds of Table 1's six deep methods x 3 datasets "
+              "x 5 seeds, from the samples/s above (clustering at maxiter: an upper bound):", "",
+              "| setting | pretraining s | clustering s | total s |", "|---|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| {label} | {p['pretraining_s']} | {p['clustering_s']} | {p['total_s']} |"
+              for label, p in result["projected_table1_deep_runs"].items()]  # fmt: skip
+    lines += ["", "Then: `python bench/table1.py --device cuda --workers W` (meta.json: wall time "
+              "per stage)."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()

@@ -23,13 +23,11 @@ wall time: ``python bench/table1.py --device cuda --workers W``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,9 +36,8 @@ sys.path.insert(0, str(REPO / "bench"))
 import speed_gpu  # noqa: E402
 
 from dcbench.core import runinfo  # noqa: E402
-from dcbench.core.fileio import atomic_write_text  # noqa: E402
-from dcbench.methods import BACKBONES, METHODS  # noqa: E402
-from dcbench.methods.losses import LOSSES  # noqa: E402
+from dcbench.core.fileio import write_result  # noqa: E402
+from dcbench.methods import BACKBONES, LOSSES, METHODS  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "device-check"
 TABLE1 = ("kmeans", "sec", "sae-kmeans", "dec", "idec", "cae-kmeans", "dec-conv", "dcec")
@@ -68,10 +65,7 @@ def launches_per_step(backbone: str, shape, device: str) -> int:
     p = torch.full((256, 10), 0.1, device=device)
 
     def step():
-        loss, _ = phase.batch_loss(model, centers, x, p)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        phase.step(optimizer, *phase.batch_loss(model, centers, x, p))
 
     step()  # warm-up: first-call allocations and lazy initialization
     speed_gpu.sync(device)
@@ -147,10 +141,9 @@ def main(argv=None) -> dict:
         "projected_table1_deep_runs": projected,
         "check_seconds": round(time.perf_counter() - started),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "device_check.json", json.dumps(result, indent=1))
-    atomic_write_text(out / "device_check.md", markdown(result))
-    print(markdown(result))
+    text = markdown(result)
+    write_result(out, "device_check", result, text)
+    print(text)
     return result
 
 
@@ -171,5 +164,4 @@ def markdown(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

@@ -25,7 +25,6 @@ median is reported, and ratios are taken within the run.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import statistics
 import sys
@@ -43,7 +42,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import naive_loop  # noqa: E402
 
 from dcbench.core import runinfo  # noqa: E402
-from dcbench.core.fileio import atomic_write_text  # noqa: E402
+from dcbench.core.fileio import write_result  # noqa: E402
 from dcbench.core.flops import training_flops  # noqa: E402
 from dcbench.methods import BACKBONES, DeepClusterer  # noqa: E402
 
@@ -254,10 +253,9 @@ def main() -> None:
         "breakdown": parts,
         "bench_seconds": round(time.perf_counter() - started),
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(OUT / "speed.json", json.dumps(result, indent=1))
-    atomic_write_text(OUT / "speed.md", markdown(result))
-    print(markdown(result))
+    text = markdown(result)
+    write_result(OUT, "speed", result, text)
+    print(text)
 
 
 def markdown(result: dict) -> str:

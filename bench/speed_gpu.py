@@ -16,7 +16,6 @@ Writes bench/results/speed/speed_gpu.json and .md with the device, versions and 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import statistics
 import sys
@@ -34,7 +33,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import naive_loop  # noqa: E402
 
 from dcbench.core import runinfo  # noqa: E402
-from dcbench.core.fileio import atomic_write_text  # noqa: E402
+from dcbench.core.fileio import write_result  # noqa: E402
 from dcbench.core.flops import training_flops  # noqa: E402
 from dcbench.methods import BACKBONES, DeepClusterer  # noqa: E402
 
@@ -186,10 +185,9 @@ def main(argv=None) -> dict:
         "bench_seconds": round(time.perf_counter() - started),
     }
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "speed_gpu.json", json.dumps(result, indent=1))
-    atomic_write_text(out / "speed_gpu.md", markdown(result))
-    print(markdown(result))
+    text = markdown(result)
+    write_result(out, "speed_gpu", result, text)
+    print(text)
     return result
 
 

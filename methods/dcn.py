@@ -115,7 +115,7 @@ class KMeansFriendlyClustering(ClusteringPhase):
 
         n, bs = x.shape[0], est.batch_size
         per_epoch = math.ceil(n / bs)
-        self.log(0, s, changed_from=s, part="kmeans_init")
+        self.log(0, s, part="kmeans_init", delta_label=0.0)
         s_logged = s.clone()
         start = 0
         model.train()

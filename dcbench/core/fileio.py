@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -43,6 +44,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 # -- checksummed files: a corrupt or truncated file is detected, never silently used ---------
 
 _MAGIC = b"DCBENCH1"
+
+
+def write_result(folder: str | os.PathLike, stem: str, result: dict, markdown: str) -> None:
+    """A benchmark's measured result as ``stem.json`` beside its Markdown ``stem.md`` in
+    ``folder`` (made if missing), each written atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / f"{stem}.json", json.dumps(result, indent=1))
+    atomic_write_text(folder / f"{stem}.md", markdown)
 
 
 def write_checked(path: str | os.PathLike, payload: bytes) -> None:

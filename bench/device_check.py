@@ -9,7 +9,10 @@
 2. **Launches per step**: kernel launches in one DCEC clustering step per network
    (``torch.profiler``: ``cudaLaunchKernel`` calls on CUDA; on CPU, the aten ops instead): a
    step of these small networks is launch-bound when this is in the hundreds.
-3. **Projection**: the full Table 1 (8 methods x 3 datasets x 5 seeds, the registry's
+3. **Stacked seeds**: 5 seeds of a short USPS DCEC stacked against separate (the largest
+   relative difference of a logged loss, the labels that agree), and ``bench/stacked.py`` with
+   one repeat (samples/s, stacked vs separate, per network and phase).
+4. **Projection**: the full Table 1 (8 methods x 3 datasets x 5 seeds, the registry's
    schedules) on this device, from the measured samples/s: pretraining once per (backbone,
    dataset, seed) at epochs x n samples, each clustering phase at maxiter x batch samples (an
    upper bound: runs stop early at tol), over W processes. Labelled a projection, not a
@@ -34,10 +37,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import speed_gpu  # noqa: E402
+import stacked as stacked_speed  # noqa: E402
 
 from dcbench.core import runinfo  # noqa: E402
 from dcbench.core.fileio import write_result  # noqa: E402
-from dcbench.methods import BACKBONES, LOSSES, METHODS  # noqa: E402
+from dcbench.methods import BACKBONES, LOSSES, METHODS, DeepClusterer  # noqa: E402
+from dcbench.methods.stacked import fit_stacked, pretrain_stacked  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "device-check"
 TABLE1 = ("kmeans", "sec", "sae-kmeans", "dec", "idec", "cae-kmeans", "dec-conv", "dcec")
@@ -85,6 +90,38 @@ class _Est:
     alpha, gamma = 1.0, 0.1
 
 
+def stacked_equivalence(device: str, data_dir: str, quick: bool) -> dict:
+    """A short USPS DCEC, 5 seeds, stacked against separate on this device: the largest
+    relative difference of any logged loss (per target update) and the share of labels that
+    agree. ``quick``: synthetic 16x16 images instead of USPS."""
+    import numpy as np
+
+    if quick:
+        x = np.random.default_rng(0).random((128, 1, 16, 16), dtype=np.float32)
+        y = np.arange(128) % 10
+    else:
+        from dcbench.datasets import load_dataset
+
+        usps = load_dataset("usps", data_dir)
+        x, y = usps.x, usps.y
+    params = dict(loss="kl+rec", pretrain_epochs=1 if quick else 5, maxiter=10 if quick else 280,
+                  update_interval=5 if quick else 20, tol=0.0, device=device)  # fmt: skip
+    build = lambda: [DeepClusterer("cae", **params, random_state=s) for s in range(SEEDS)]  # noqa: E731
+    started = time.perf_counter()
+    pretrained = pretrain_stacked(build(), x)
+    alone = [e.fit(x, y, pretrained=st) for e, st in zip(build(), pretrained, strict=True)]
+    together = fit_stacked(build(), x, y, pretrained)
+    worst, agree = 0.0, []
+    for a, b in zip(alone, together, strict=True):
+        for ha, hb in zip(a.history_["clustering"], b.history_["clustering"], strict=True):
+            for term in ("kl", "rec"):
+                if term in ha:
+                    worst = max(worst, abs(hb[term] - ha[term]) / max(abs(ha[term]), 1e-12))
+        agree.append(float(np.mean(a.labels_ == b.labels_)))
+    return {"seeds": SEEDS, "iterations": params["maxiter"], "max_relative_loss_difference":
+            worst, "labels_agree": agree, "seconds": round(time.perf_counter() - started)}  # fmt: skip
+
+
 def projection(rates: dict[tuple[str, str], float], workers: int) -> dict:
     """Seconds of the full Table 1's deep runs on this device from measured samples/s (``rates``:
     (phase, network) -> samples/s of one process; with W processes their total rate)."""
@@ -113,6 +150,7 @@ def main(argv=None) -> dict:
     p.add_argument("--workers", type=int, default=4, help="processes sharing the device")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the code paths")
     p.add_argument("--out", default=str(OUT), help="folder for device_check.json and .md")
+    p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("device_check.py: no CUDA device here; --device cpu --quick checks it")
@@ -130,6 +168,12 @@ def main(argv=None) -> dict:
         if all((phase, net) in rates for phase in ("pretraining", "clustering (DCEC)")
                for net in speed_gpu.NETS):  # fmt: skip
             projected[label] = projection(rates, 1 if arm == "ours fp32" else args.workers)
+    equivalence = stacked_equivalence(args.device, args.data_dir, args.quick)
+    together = stacked_speed.main(["--device", args.device, "--repeats", "1", "--seeds",
+                                   str(SEEDS), "--out", str(out)] + ["--quick"] * args.quick)  # fmt: skip
+    rates = {("clustering (DCEC)" if r["phase"] == "clustering" else r["phase"], r["network"]):
+             r["stacked"] for r in together["rows"]}  # fmt: skip
+    projected[f"1 process, {SEEDS} seeds stacked, fp32"] = projection(rates, 1)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": runinfo.git_commit(),
@@ -137,6 +181,8 @@ def main(argv=None) -> dict:
         "versions": runinfo.versions(),
         "quick": args.quick,
         "launches_per_step": launches,
+        "stacked_vs_separate": equivalence,
+        "stacked_speed": together["rows"],
         "launch_unit": "cudaLaunchKernel calls" if args.device == "cuda" else "aten ops",
         "projected_table1_deep_runs": projected,
         "check_seconds": round(time.perf_counter() - started),
@@ -153,6 +199,15 @@ def markdown(result: dict) -> str:
              f"{' (--quick: code paths only, no numbers to quote)' if result['quick'] else ''}.",
              "", f"Per DCEC clustering step (batch 256), {result['launch_unit']}:", ""]  # fmt: skip
     lines += [f"- {net}: {n}" for net, n in result["launches_per_step"].items()]
+    eq = result["stacked_vs_separate"]
+    lines += ["", f"Stacked vs separate, a short USPS DCEC ({eq['seeds']} seeds, "
+              f"{eq['iterations']} iterations): largest relative difference of a logged loss "
+              f"{eq['max_relative_loss_difference']:.2e}; labels agreeing per seed "
+              f"{', '.join(f'{a:.4f}' for a in eq['labels_agree'])}.", "",
+              "| network | phase | separate samples/s | stacked samples/s | ratio |",
+              "|---|---|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| {r['network']} | {r['phase']} | {r['separate']} | {r['stacked']} | {r['ratio']} |"
+              for r in result["stacked_speed"]]  # fmt: skip
     lines += ["", "**Projected** (not measured) seconds of Table 1's six deep methods x 3 datasets "
               "x 5 seeds, from the samples/s above (clustering at maxiter: an upper bound):", "",
               "| setting | pretraining s | clustering s | total s |", "|---|---:|---:|---:|"]  # fmt: skip

@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         "0.25: four runs share a GPU; these networks use a fraction of one); default 1",
     )
     p.add_argument(
+        "--stack-seeds",
+        default="auto",
+        help="train the seeds of one method together as one stacked model: on, off, or auto "
+        "(on a GPU, where a step of these small networks is launch-bound); default auto",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -178,6 +184,7 @@ def run_from_flags(args: argparse.Namespace) -> int:
             ray_address=args.ray_address,
             ray_shared_dir=args.ray_shared_dir,
             gpus_per_run=args.gpus_per_run,
+            stack_seeds=args.stack_seeds,
             overrides=args.overrides,
             protocol=args.protocol,
             order=args.order,

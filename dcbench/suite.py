@@ -47,6 +47,7 @@ class SuiteConfig:
     ray_address: str | None = None
     ray_shared_dir: str | None = None
     gpus_per_run: float = 1.0
+    stack_seeds: str = "auto"
     overrides: Sequence[str] | Mapping[str, Mapping[str, Any]] = ()
     protocol: str = "paper"
     order: str = "dataset"
@@ -81,6 +82,7 @@ def run_suite(config: SuiteConfig) -> SuiteResult:
     from dcbench.runner.backends import EXECUTORS, make_backend
     from dcbench.runner.executor import execute, pending_runs
     from dcbench.runner.plan import ORDERS, make_plan
+    from dcbench.runner.stacking import use_stacking
     from dcbench.runner.store import ResultsStore
 
     PROTOCOLS.get(config.protocol)  # an unknown name: one line, before anything else
@@ -104,6 +106,7 @@ def run_suite(config: SuiteConfig) -> SuiteResult:
         raise UsageError(f"--threads {config.threads}: must be between 1 and 256")
     if config.jobs > 1 and executor == "ray":
         raise UsageError("--jobs is for --executor local; Ray sizes itself from the cluster")
+    stack = use_stacking(config.stack_seeds, device)
     if (config.ray_address or config.ray_shared_dir) and executor != "ray":
         raise UsageError("--ray-address and --ray-shared-dir need --executor ray")
 
@@ -121,6 +124,7 @@ def run_suite(config: SuiteConfig) -> SuiteResult:
         if config.jobs > 1:
             where += f" ({config.jobs} worker processes)"
         where += f", {config.threads} thread{'s' * (config.threads > 1)} per run"
+        where += ", seeds stacked" if stack else ""
         print(
             f"{len(plan)} runs planned ({len(methods)} methods x {len(datasets)} datasets x "
             f"{len(seeds)} seeds, protocol {config.protocol}), {len(plan) - len(todo)} already "
@@ -134,8 +138,9 @@ def run_suite(config: SuiteConfig) -> SuiteResult:
                 config.ray_shared_dir, config.gpus_per_run,
             )  # fmt: skip
         records = execute(
-            todo, data, store, device=device, progress=config.progress, backend=backend
-        )
+            todo, data, store, device=device, progress=config.progress, backend=backend,
+            stack=stack,
+        )  # fmt: skip
         report = store.report_path
         if records or not report.exists():  # nothing new: the report on disk is current
             report = build_report(

@@ -316,11 +316,19 @@ pretrain_batch_size
         clock = time.perf_counter()
         result = phase_cls(self).run(model, x, y, checkpoint=checkpoint)
         clustering_seconds = time.perf_counter() - clock
+        return self._set_fitted(
+            model, result, pretrained["history"], pretrain_seconds, clustering_seconds
+        )
+
+    def _set_fitted(
+        self, model, result, pretrain_history, pretrain_seconds: float, clustering_seconds: float
+    ) -> DeepClusterer:
+        """The fitted attributes from a clustering phase's result (``fit``, ``fit_stacked``)."""
         self.autoencoder_ = model
         self.labels_ = np.asarray(result.labels)
         self.cluster_centers_ = np.asarray(result.centers)
         self.n_iter_ = result.n_iter
-        self.history_ = {"pretrain": pretrained["history"], "clustering": result.history}
+        self.history_ = {"pretrain": pretrain_history, "clustering": result.history}
         # where the time went: pretraining (0 when a pretrained state was given), and the
         # clustering phase split into the parts the phase timed (k-means init, target updates,
         # steps, evaluation) plus whatever it did not split out

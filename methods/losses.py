@@ -57,20 +57,20 @@ def soft_assign(z: torch.Tensor, centers: torch.Tensor, alpha: float = 1.0) -> t
     """Student's t kernel: q_ij proportional to (1 + ||z_i - mu_j||^2 / alpha)^(-(alpha + 1) / 2)."""
     dist2 = torch.cdist(z, centers).square()
     q = (1.0 + dist2 / alpha).pow(-(alpha + 1.0) / 2.0)
-    return q / q.sum(dim=1, keepdim=True)
+    return q / q.sum(dim=-1, keepdim=True)  # (last axes: a stack of seeds works the same)
 
 
 def target_distribution(q: torch.Tensor) -> torch.Tensor:
     """p_ij = (q_ij^2 / f_j) normalized per row, f_j = sum_i q_ij (over the whole dataset)."""
-    weight = q.square() / q.sum(dim=0)
-    return weight / weight.sum(dim=1, keepdim=True)
+    weight = q.square() / q.sum(dim=-2, keepdim=True)
+    return weight / weight.sum(dim=-1, keepdim=True)
 
 
 def frequency_prior_target(q: torch.Tensor) -> torch.Tensor:
     """DEPICT's target: p_ik ∝ q_ik / sqrt(f_k), f_k = sum_i q_ik, normalized per row. Dividing
     by the square root of the cluster's soft size keeps large clusters from taking over."""
-    weight = q / q.sum(dim=0).sqrt()
-    return weight / weight.sum(dim=1, keepdim=True)
+    weight = q / q.sum(dim=-2, keepdim=True).sqrt()
+    return weight / weight.sum(dim=-1, keepdim=True)
 
 
 def make_target(q: torch.Tensor, target: str, default: str) -> torch.Tensor:
@@ -131,7 +131,9 @@ class StudentTClustering(ClusteringPhase):
         else:
             z = model.encode(xb)
         q = soft_assign(z.float(), centers, self.est.alpha)
-        kl = F.kl_div(q.log(), pb, reduction="batchmean")
+        # F.kl_div(q.log(), pb, reduction="batchmean") spelled out, the same ops (bitwise the
+        # same result): kl_div has no vmap rule, and stacked seeds would loop over it
+        kl = (torch.xlogy(pb, pb) - pb * q.log()).sum() / q.shape[0]
         if not self.reconstruct:
             return kl, {"kl": kl}
         mse = F.mse_loss(rec.float(), xb)

@@ -142,6 +142,13 @@ class ClusteringPhase:
             self._sums[k] = self._sums.get(k, 0) + v.detach()
         self._steps += 1
 
+    def count(self, terms: dict[str, torch.Tensor], steps: int) -> None:
+        """Add the summed terms of ``steps`` steps taken outside ``step`` (a stacked run's
+        steps, this seed's share) to the next log entry."""
+        for k, v in terms.items():
+            self._sums[k] = self._sums.get(k, 0) + v
+        self._steps += steps
+
     def log(
         self,
         iteration: int,

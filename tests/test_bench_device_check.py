@@ -27,17 +27,34 @@ def fake_speed(argv):
     return {"rows": rows}
 
 
+def fake_stacked(argv):
+    """bench/stacked.py's result shape (its own test runs it for real)."""
+    rows = [{"network": net, "phase": phase, "separate": 1000, "stacked": 2000, "ratio": 2.0}
+            for net in ("CAE 28x28", "CAE 16x16", "SAE 784", "SAE 256")
+            for phase in ("pretraining", "clustering")]  # fmt: skip
+    return {"rows": rows}
+
+
 def test_device_check_quick_on_cpu_measures_projects_and_writes(monkeypatch, tmp_path):
     speed_gpu = load("speed_gpu", monkeypatch)
+    stacked = load("stacked", monkeypatch)
     check = load("device_check", monkeypatch)
     monkeypatch.setattr(speed_gpu, "main", fake_speed)
+    monkeypatch.setattr(stacked, "main", fake_stacked)
     result = check.main(["--device", "cpu", "--quick", "--workers", "2", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "device_check.json").read_text())
     assert saved["launches_per_step"] == result["launches_per_step"]
     assert set(saved["launches_per_step"]) == {"CAE 28x28", "CAE 16x16", "SAE 784"}
     assert all(n > 20 for n in saved["launches_per_step"].values())  # a step is many ops
     projected = saved["projected_table1_deep_runs"]
-    assert set(projected) == {"1 process, fp32", "2 processes, bf16"}
+    assert set(projected) == {"1 process, fp32", "2 processes, bf16",
+                              "1 process, 5 seeds stacked, fp32"}  # fmt: skip
+    # twice the samples/s of the fakes' 1000: half the projected time
+    assert abs(2 * projected["1 process, 5 seeds stacked, fp32"]["total_s"]
+               - projected["1 process, fp32"]["total_s"]) <= 2  # fmt: skip
+    equivalence = saved["stacked_vs_separate"]
+    assert equivalence["max_relative_loss_difference"] < 1e-3
+    assert len(equivalence["labels_agree"]) == 5
     assert all(
         p["total_s"] == p["pretraining_s"] + p["clustering_s"] > 0 for p in projected.values()
     )
@@ -59,3 +76,13 @@ def test_the_projection_counts_one_pretraining_per_backbone_dataset_and_seed(mon
 
     epochs = METHODS.get("dcec").resolve("mnist-full")["pretrain_epochs"]
     assert one["pretraining_s"] >= 5 * epochs * 70000 / 1000
+
+
+def test_stacked_speed_quick_measures_both_arms_and_writes(monkeypatch, tmp_path):
+    stacked = load("stacked", monkeypatch)
+    result = stacked.main(["--quick", "--seeds", "2", "--repeats", "1", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "stacked.json").read_text())["rows"]
+    assert rows == result["rows"] and len(rows) == 2 * len(stacked.NETS)
+    assert all(r["separate"] > 0 and r["stacked"] > 0 for r in rows)
+    assert all(abs(r["ratio"] - r["stacked"] / r["separate"]) < 0.02 for r in rows)
+    assert "| CAE 16x16 | clustering |" in (tmp_path / "stacked.md").read_text()

@@ -179,7 +179,10 @@ class RayExecutor(_Backend):
         )
 
     def submit(self, unit: Unit, cache: PretrainCache) -> Future:
-        pretrained: Any = cache.load(unit.pretrain_key) if unit.pretrain_key else None
+        if hasattr(unit, "units"):  # stacked: each seed's cached state
+            pretrained: Any = [cache.load(u.pretrain_key) for u in unit.units]
+        else:
+            pretrained = cache.load(unit.pretrain_key) if unit.pretrain_key else None
         ref = self._task.remote(
             unit, self._refs[unit.dataset], self.device, self.shared_dir, pretrained, self.threads
         )

@@ -22,6 +22,7 @@ from dcbench.datasets import ImageDataset
 from dcbench.runner.backends import InProcess
 from dcbench.runner.plan import Run, config_changes, protocol_of
 from dcbench.runner.pretrain_cache import PretrainCache
+from dcbench.runner.stacking import stack_units
 from dcbench.runner.store import ResultsStore
 from dcbench.runner.work import (
     Unit,
@@ -72,10 +73,14 @@ def execute(
     device: str = "cpu",
     progress: bool = True,
     backend=None,
+    stack: bool = False,
 ) -> list[dict[str, Any]]:
     """Fit every run, storing each record as its unit finishes. A failing run (or a dead
-    worker) is recorded as failed and the others go on."""
+    worker) is recorded as failed and the others go on. ``stack``: the seeds that differ in
+    nothing else train together (``runner.stacking``)."""
     units = make_units(runs, {name: d.n_samples for name, d in data.items()}, device)
+    if stack:
+        units = stack_units(units)
     cache = PretrainCache(store.pretrained_dir)
     backend = backend or InProcess(data, device)
     records: list[dict[str, Any]] = []
@@ -112,6 +117,12 @@ def store_unit(
 ) -> list[dict[str, Any]]:
     """Write a unit's pretrained state, fitted models and records (records last: a record
     on disk means everything it points to is there)."""
+    if result.parts is not None:  # a stacked unit: each seed's unit as if it ran alone
+        return [
+            record
+            for sub, part in zip(unit.units, result.parts, strict=True)
+            for record in store_unit(part, sub, store, cache)
+        ]
     if unit.pretrain_key and result.pretrained is not None:
         cache.save(unit.pretrain_key, result.pretrained)
         cache.discard_checkpoint(unit.pretrain_key)  # only now: the state is safe on disk

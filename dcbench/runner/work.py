@@ -6,6 +6,7 @@ result to the driver, which alone writes the results store: workers need no shar
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import traceback
@@ -44,6 +45,7 @@ class UnitResult:
     # a run failed with a CUDA error: the process's CUDA context may be unusable from now on
     # (errors such as an illegal memory access are sticky), so its worker should be replaced
     device_error: bool = False
+    parts: list[UnitResult] | None = None  # a StackedUnit's results: one per seed's unit
 
 
 # How CUDA errors read (torch raises them as torch.AcceleratorError or RuntimeError); an out of
@@ -96,18 +98,13 @@ def run_unit(
     threads: int | None = None,
 ) -> UnitResult:
     """Fit every run of ``unit``, pretraining at most once (resuming from a checkpoint in
-    ``checkpoint_dir`` if one is there). Never raises for a failing run: it is recorded."""
-    if threads:
-        torch.set_num_threads(threads)
-    if torch.device(device).type == "cuda":
-        use_exact_cuda_numerics()
-    # torch's setting does not reach scikit-learn's OpenMP (k-means) or BLAS: without this a
-    # "1-thread" run's k-means used every core (two workers on two cores oversubscribe them),
-    # and its OpenMP reduction order varied with the thread count
-    with (
-        threadpool_limits(limits=threads or torch.get_num_threads()),
-        tempfile.TemporaryDirectory(prefix="dcbench-") as scratch,
-    ):
+    ``checkpoint_dir`` if one is there). Never raises for a failing run: it is recorded.
+    A ``StackedUnit`` (seeds trained together) goes to ``stacking.run_stacked_unit``."""
+    from dcbench.runner.stacking import StackedUnit, run_stacked_unit
+
+    if isinstance(unit, StackedUnit):
+        return run_stacked_unit(unit, data, device, checkpoint_dir, pretrained, threads)
+    with worker_settings(device, threads) as scratch:
         cache = PretrainCache(checkpoint_dir or scratch)
         shared = _SharedPretraining(cache, unit.pretrain_key, data, pretrained)
         results = [fit_one(run, data, device, shared) for run in unit.runs]
@@ -120,6 +117,23 @@ def run_unit(
     )
 
 
+@contextlib.contextmanager
+def worker_settings(device: str, threads: int | None):
+    """A unit's process settings (threads, CUDA numerics); yields a scratch folder."""
+    if threads:
+        torch.set_num_threads(threads)
+    if torch.device(device).type == "cuda":
+        use_exact_cuda_numerics()
+    # torch's setting does not reach scikit-learn's OpenMP (k-means) or BLAS: without this a
+    # "1-thread" run's k-means used every core (two workers on two cores oversubscribe them),
+    # and its OpenMP reduction order varied with the thread count
+    with (
+        threadpool_limits(limits=threads or torch.get_num_threads()),
+        tempfile.TemporaryDirectory(prefix="dcbench-") as scratch,
+    ):
+        yield scratch
+
+
 class _SharedPretraining:
     """The unit's pretrained state: given, found in the cache folder, or trained once here.
     A pretraining that fails fails every run of the unit, without being retried per run."""
@@ -128,6 +142,7 @@ class _SharedPretraining:
         self.cache, self.key, self.data = cache, key, data
         self.state = given
         self.new_state = None
+        self.fresh = False  # trained for this unit (stacked), not yet claimed by a run
         self.error: BaseException | None = None
 
     def get(self, estimator) -> tuple[dict[str, Any], bool]:
@@ -143,7 +158,8 @@ class _SharedPretraining:
                 self.error = exc
                 raise
             return self.state, False
-        return self.state, True
+        fresh, self.fresh = self.fresh, False
+        return self.state, not fresh
 
 
 def fit_one(
@@ -151,7 +167,37 @@ def fit_one(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One run: its record (status ok or failed, with the reason) and its fitted state."""
     spec = method_spec(run.method)
-    record: dict[str, Any] = {
+    record = new_record(run, data, device)
+    estimator, error = None, None
+    checkpoint = None
+    start = time.perf_counter()
+    try:
+        estimator = spec.build(config_on(run, device))
+        if shared is not None and shared.key is not None:
+            # pretraining is shared by the methods on the same backbone: timed and recorded apart
+            pretrained, reused = shared.get(estimator)
+            record.update(pretrain_reused=reused, pretrain_seconds=pretrained.get("seconds"))
+            start = time.perf_counter()
+            # (':' as '-', not safe_name's '+': the names of checkpoints already on disk)
+            name = f"{run.method.replace(':', '-')}__{run.dataset}__seed{run.seed}"
+            checkpoint = shared.cache.fit_checkpoint(name, run.config, data.n_samples)
+            estimator.fit(data.x, data.y, pretrained=pretrained, checkpoint=checkpoint)
+            checkpoint.discard()
+        else:
+            estimator.fit(data.x, data.y)
+    except Exception as exc:
+        error = exc
+    seconds = time.perf_counter() - start
+    if checkpoint is not None and checkpoint.earlier_seconds:
+        # resumed: the earlier attempts' time (up to their last checkpoint) counts too
+        seconds += checkpoint.earlier_seconds
+        record["resumed_after_seconds"] = checkpoint.earlier_seconds
+    return finish_record(record, data, estimator if error is None else error, seconds)
+
+
+def new_record(run: Run, data: ImageDataset, device: str) -> dict[str, Any]:
+    """A run's record before it runs: what, where, with which software."""
+    return {
         "method": run.method,
         "dataset": run.dataset,
         "seed": run.seed,
@@ -166,45 +212,40 @@ def fit_one(
         "n_samples": data.n_samples,
         "started_at": _now(),
     }
+
+
+def finish_record(
+    record: dict[str, Any], data: ImageDataset, outcome, seconds: float
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The record of a fitted estimator (status ok, metrics, history) or of the exception
+    that stopped the run (status failed, the reason), and the estimator's fitted state."""
     fitted = None
-    checkpoint = None
-    start = time.perf_counter()
     try:
-        config = dict(run.config)
-        if "device" in config:
-            config["device"] = str(device)
-        estimator = spec.build(config)
-        if shared is not None and shared.key is not None:
-            # pretraining is shared by the methods on the same backbone: timed and recorded apart
-            pretrained, reused = shared.get(estimator)
-            record.update(pretrain_reused=reused, pretrain_seconds=pretrained.get("seconds"))
-            start = time.perf_counter()
-            # (':' as '-', not safe_name's '+': the names of checkpoints already on disk)
-            name = f"{run.method.replace(':', '-')}__{run.dataset}__seed{run.seed}"
-            checkpoint = shared.cache.fit_checkpoint(name, run.config, data.n_samples)
-            estimator.fit(data.x, data.y, pretrained=pretrained, checkpoint=checkpoint)
-            checkpoint.discard()
-        else:
-            estimator.fit(data.x, data.y)
-        record.update(status="ok", metrics=evaluate(data.y, estimator.labels_))
-        if hasattr(estimator, "history_"):
-            record["history"] = estimator.history_
-        if hasattr(estimator, "seconds_"):
-            record["seconds_by_part"] = estimator.seconds_
-        fitted = fitted_state(estimator)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        record.update(status="ok", metrics=evaluate(data.y, outcome.labels_))
+        if hasattr(outcome, "history_"):
+            record["history"] = outcome.history_
+        if hasattr(outcome, "seconds_"):
+            record["seconds_by_part"] = outcome.seconds_
+        fitted = fitted_state(outcome)
     except Exception as exc:
         record.update(
             status="failed",
             error=f"{type(exc).__name__}: {exc}".splitlines()[0],
             traceback=traceback.format_exc(),
         )
-    record["seconds"] = time.perf_counter() - start
-    if checkpoint is not None and checkpoint.earlier_seconds:
-        # resumed: the earlier attempts' time (up to their last checkpoint) counts too
-        record["seconds"] += checkpoint.earlier_seconds
-        record["resumed_after_seconds"] = checkpoint.earlier_seconds
+    record["seconds"] = seconds
     record["finished_at"] = _now()
     return record, fitted
+
+
+def config_on(run: Run, device: str) -> dict[str, Any]:
+    """The run's config with its device as this worker names it."""
+    config = dict(run.config)
+    if "device" in config:
+        config["device"] = str(device)
+    return config
 
 
 def fitted_state(estimator) -> dict[str, Any]:
@@ -223,6 +264,8 @@ def fitted_state(estimator) -> dict[str, Any]:
 
 def failed_records(unit: Unit, reason: str) -> UnitResult:
     """Records for a unit whose worker died or could not be reached."""
+    if hasattr(unit, "units"):  # a StackedUnit: per seed's unit
+        return UnitResult([], [], parts=[failed_records(u, reason) for u in unit.units])
     records = [
         {
             "method": run.method,

@@ -28,6 +28,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from dcbench.core.metrics import acc, nmi_geometric
+from dcbench.methods import device_kmeans
 from dcbench.methods.acpic import PathIntegralClustering
 from dcbench.methods.training import PhaseCheckpoint, check_finite
 
@@ -44,7 +45,15 @@ class PhaseResult:
 INITS = ("kmeans", "ac-pic")
 
 
-def kmeans_init(z: torch.Tensor, n_clusters: int, n_init: int, seed: int) -> KMeans:
+KMEANS_ON_DEVICE = ("cuda",)  # device types whose phases run k-means where the embedding is
+
+
+def kmeans_init(z: torch.Tensor, n_clusters: int, n_init: int, seed: int):
+    """k-means of the embedding ``z``: scikit-learn's on a CPU, ``device_kmeans`` (the same
+    algorithm, every restart at once) on a GPU, where the embedding already is."""
+    if z.device.type in KMEANS_ON_DEVICE:
+        labels, centers, _ = device_kmeans.kmeans(z, n_clusters, n_init, seed)
+        return InitialClustering(labels.cpu().numpy(), centers.cpu().numpy())
     return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(z.cpu().numpy())
 
 

@@ -168,9 +168,32 @@ class _GraphSpectral(ClusterMixin, BaseEstimator):
     """Shared parts of SEC and KNNSpectral: flatten, validate, k-NN graph, k-means."""
 
     _parameter_constraints = _GRAPH_CONSTRAINTS
+    _embedding_attrs = ("embedding_", "eigenvalues_")  # what ``embedding_state`` keeps
 
-    def fit(self, X, y=None):
-        return self.fit_embedding(X).cluster_embedding()
+    def fit(self, X, y=None, embedding=None):
+        """Graph, eigenvectors, k-means. ``embedding``: ``embedding_state()`` of an earlier fit
+        on the same data with the same parameters but the seed; the embedding does not depend
+        on the seed, so the graph and the eigensolver are skipped and only k-means runs."""
+        if embedding is None:
+            return self.fit_embedding(X).cluster_embedding()
+        self._load_embedding(self._validate(X), embedding)
+        return self.cluster_embedding()
+
+    def embedding_state(self) -> dict:
+        """What ``fit(X, embedding=...)`` needs to skip to k-means: the embedding and the
+        attributes derived with it."""
+        check_is_fitted(self, "embedding_")
+        return {k: getattr(self, k) for k in self._embedding_attrs}
+
+    def _load_embedding(self, X, state: dict) -> None:
+        if state["embedding_"].shape != (X.shape[0], self.n_clusters):
+            raise ValueError(
+                f"the given embedding is {state['embedding_'].shape}; this fit needs "
+                f"({X.shape[0]}, {self.n_clusters})"
+            )
+        for key, value in state.items():
+            setattr(self, key, value)
+        self.timings_ = {}
 
     def _validate(self, X) -> np.ndarray:
         """Parameters, then X (flattened; float32 stays float32, as before these checks)."""
@@ -239,6 +262,7 @@ class SEC(TransformerMixin, _GraphSpectral):
     nearest k-means center (for new points; on the training points it approximates ``labels_``).
     """
 
+    _embedding_attrs = ("embedding_", "eigenvalues_", "coef_", "intercept_")
     _parameter_constraints = {
         **_GRAPH_CONSTRAINTS,
         "mu": [Interval(numbers.Real, 0, None, closed="left")],

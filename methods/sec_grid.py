@@ -19,6 +19,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from dcbench.core.metrics import acc, nmi_geometric
 from dcbench.methods.registry import MethodSpec, register_method
@@ -53,7 +54,9 @@ class SECBestOfGrid(SEC):
         )  # fmt: skip
         self.mu_grid = mu_grid
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, embedding=None):
+        """``embedding``: ``embedding_state()`` of an earlier fit with the same parameters but
+        the seed (the grid's nine embeddings): only the nine k-means run."""
         if y is None:
             raise ValueError(
                 "SECBestOfGrid needs the labels y: it picks mu by accuracy (best of the grid, "
@@ -64,12 +67,23 @@ class SECBestOfGrid(SEC):
         ):
             raise ValueError(f"mu_grid must be non-negative numbers, got {self.mu_grid!r}")
         y = np.asarray(y)
-        op = self._operator(X)
-        scores, best, warm = [], None, None
-        for mu in self.mu_grid:
-            # each mu starts from the previous one's eigenvectors: M changes smoothly with mu
-            self._embed(op, mu, warm).cluster_embedding()
-            warm = self.embedding_
+        if embedding is None:
+            op = self._operator(X)
+        elif len(embedding["grid"]) != len(self.mu_grid):
+            raise ValueError(f"the given embedding has {len(embedding['grid'])} grid values; "
+                             f"mu_grid has {len(self.mu_grid)}")  # fmt: skip
+        else:
+            X = self._validate(X)
+        scores, best, warm, states = [], None, None, []
+        for i, mu in enumerate(self.mu_grid):
+            if embedding is None:
+                # each mu starts from the previous one's eigenvectors: M changes smoothly with mu
+                self._embed(op, mu, warm)
+                warm = self.embedding_
+            else:
+                self._load_embedding(X, embedding["grid"][i])
+            states.append(SEC.embedding_state(self))
+            self.cluster_embedding()
             score = {
                 "mu": float(mu),
                 "acc": acc(y, self.labels_),
@@ -81,6 +95,7 @@ class SECBestOfGrid(SEC):
                         self.kmeans_, self.labels_)  # fmt: skip
         score, self.embedding_, self.eigenvalues_, self.coef_, self.intercept_, self.kmeans_, \
             self.labels_ = best  # fmt: skip
+        self.grid_embeddings_ = states
         self.best_mu_ = score["mu"]
         self.grid_scores_ = scores
         self.history_ = {
@@ -89,6 +104,11 @@ class SECBestOfGrid(SEC):
             "grid": scores,
         }
         return self
+
+    def embedding_state(self) -> dict:
+        """The embeddings of every grid value (``fit(X, y, embedding=...)`` reuses them)."""
+        check_is_fitted(self, "grid_embeddings_")
+        return {"grid": self.grid_embeddings_}
 
 
 register_method(

@@ -1,4 +1,5 @@
-"""Pretrained autoencoders on disk, one per (backbone, dataset, seed, pretraining config).
+"""Pretrained autoencoders on disk, one per (backbone, dataset, seed, pretraining config), and
+the spectral methods' seed-independent embeddings (``*.embedding.pt``).
 
 Every method that shares a backbone reuses the same pretrained weights, in the same run or a
 later one. Pretraining checkpoints after an epoch at most once a minute, so an interruption
@@ -90,6 +91,19 @@ class PretrainCache:
         """Where one run's clustering phase saves its progress (``NAME__DIGEST.fit.ckpt``)."""
         digest = _digest({"n": n_samples, **config})
         return FileCheckpoint(self.directory / f"{name}__{digest}.fit.ckpt")
+
+    def embedding_key(self, method: str, dataset: str, n_samples: int, config) -> str:
+        """A spectral method's embedding: its config but the seed (k-means alone reads it)."""
+        digest = _digest(
+            {"n": n_samples, **{k: v for k, v in config.items() if k != "random_state"}}
+        )
+        return f"{method}__{dataset}__{digest}"
+
+    def load_embedding(self, key: str) -> dict[str, Any] | None:
+        return load_torch(self.directory / f"{key}.embedding.pt")
+
+    def save_embedding(self, key: str, state: dict[str, Any]) -> None:
+        save_torch(state, self.directory / f"{key}.embedding.pt")
 
     def discard_checkpoint(self, key: str) -> None:
         self._pretrain_checkpoint(key).discard()

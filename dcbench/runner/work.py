@@ -183,6 +183,8 @@ def fit_one(
             checkpoint = shared.cache.fit_checkpoint(name, run.config, data.n_samples)
             estimator.fit(data.x, data.y, pretrained=pretrained, checkpoint=checkpoint)
             checkpoint.discard()
+        elif shared is not None and hasattr(estimator, "embedding_state"):
+            record["embedding_reused"] = fit_sharing_embedding(estimator, run, data, shared.cache)
         else:
             estimator.fit(data.x, data.y)
     except Exception as exc:
@@ -193,6 +195,18 @@ def fit_one(
         seconds += checkpoint.earlier_seconds
         record["resumed_after_seconds"] = checkpoint.earlier_seconds
     return finish_record(record, data, estimator if error is None else error, seconds)
+
+
+def fit_sharing_embedding(estimator, run: Run, data: ImageDataset, cache: PretrainCache) -> bool:
+    """Fit a spectral method (SEC, spectral) whose embedding does not depend on the seed:
+    the first seed's goes to the cache folder, later seeds run only their k-means on it (the
+    same labels as a full fit). Returns whether an embedding was reused."""
+    key = cache.embedding_key(run.method, run.dataset, data.n_samples, run.config)
+    state = cache.load_embedding(key)
+    estimator.fit(data.x, data.y, embedding=state)
+    if state is None:
+        cache.save_embedding(key, estimator.embedding_state())
+    return state is not None
 
 
 def new_record(run: Run, data: ImageDataset, device: str) -> dict[str, Any]:

@@ -1,0 +1,49 @@
+"""k-means on the device (methods/device_kmeans.py) against scikit-learn's, run on CPU tensors."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from dcbench.methods import phase
+from dcbench.methods.device_kmeans import kmeans
+
+
+def test_it_finds_well_separated_clusters_exactly():
+    rng = np.random.default_rng(0)
+    centers = rng.uniform(-10, 10, (5, 10))
+    truth = np.repeat(np.arange(5), 200)
+    z = centers[truth] + 0.3 * rng.standard_normal((1000, 10))
+    labels, found, inertia = kmeans(torch.from_numpy(z).float(), 5, n_init=4, seed=0)
+    assert adjusted_rand_score(truth, labels.numpy()) == 1.0
+    reference = KMeans(5, n_init=4, random_state=0).fit(z)
+    assert inertia == pytest.approx(reference.inertia_, rel=1e-4)
+    # each center is its cluster's mean
+    for k in range(5):
+        np.testing.assert_allclose(found[k].numpy(), z[labels.numpy() == k].mean(0), atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_its_inertia_matches_scikit_learns_on_unstructured_data(seed):
+    z = np.random.default_rng(seed).standard_normal((2000, 10)).astype(np.float32)
+    _, _, inertia = kmeans(torch.from_numpy(z), 10, n_init=10, seed=seed)
+    reference = KMeans(10, n_init=10, random_state=seed).fit(z).inertia_
+    assert inertia == pytest.approx(reference, rel=0.02)  # local optima of equal quality
+
+
+def test_restarts_and_seeds_are_reproducible():
+    z = torch.randn(500, 10, generator=torch.Generator().manual_seed(0))
+    a, b = kmeans(z, 6, 5, seed=3), kmeans(z, 6, 5, seed=3)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    more = kmeans(z, 6, 20, seed=3)[2]
+    assert more <= a[2] + 1e-3  # more restarts: never a worse best
+
+
+def test_a_phase_runs_it_where_the_embedding_is(monkeypatch):
+    z = torch.randn(300, 4, generator=torch.Generator().manual_seed(0))
+    assert isinstance(phase.kmeans_init(z, 3, 2, 0), KMeans)  # CPU: scikit-learn's
+    monkeypatch.setattr(phase, "KMEANS_ON_DEVICE", ("cpu",))  # as a GPU tensor would
+    on_device = phase.kmeans_init(z, 3, 2, 0)
+    assert isinstance(on_device, phase.InitialClustering)
+    assert on_device.labels_.shape == (300,) and on_device.cluster_centers_.shape == (3, 4)

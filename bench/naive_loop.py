@@ -28,8 +28,8 @@ def pretrain(model, x: torch.Tensor, epochs: int, batch_size: int = 256, device=
 
 
 def cluster(model, x, n_clusters, iterations, update_interval=140, batch_size=256, gamma=0.1,
-            device="cpu"):  # fmt: skip
-    """DCEC's clustering phase (KL + reconstruction), k-means init with one restart."""
+            device="cpu", n_init=1):  # fmt: skip
+    """DCEC's clustering phase (KL + reconstruction), k-means init with ``n_init`` restarts."""
     model.to(device)
     full = DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=False)
 
@@ -37,7 +37,7 @@ def cluster(model, x, n_clusters, iterations, update_interval=140, batch_size=25
         with torch.no_grad():
             return torch.cat([model(xb.to(device))[0] for (xb,) in full])
 
-    km = KMeans(n_clusters, n_init=1, random_state=0).fit(embed_all().cpu().numpy())
+    km = KMeans(n_clusters, n_init=n_init, random_state=0).fit(embed_all().cpu().numpy())
     centers = torch.nn.Parameter(
         torch.tensor(km.cluster_centers_, dtype=torch.float32, device=device)
     )

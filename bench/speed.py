@@ -2,20 +2,25 @@
 
     python bench/speed.py [--repeats 3] [--data-dir ../shared/data]
 
-Prints and writes (bench/results/speed/speed.json and speed.md, with machine, versions and
-commit):
+Prints and writes (bench/results/speed/speed-KIND.json and .md, KIND the CPU's capability,
+e.g. ``avx2`` or ``avx512-bf16``, with machine, versions and commit):
 
+0. which kind of CPU this is: its capability (AVX2, AVX512, ...) and whether bf16 is native;
 1. the matmul peak of this machine, probed in the same run before each network (fp32 and bf16,
    1 and 2 threads; the best probe counts, as the second core has slow spells);
 2. per network (CAE 28x28, CAE 16x16, SAE 784), samples/s of one pretraining epoch (forward,
    backward, Adam) for the naive loop (``bench/naive_loop.py``: DataLoader, eager fp32,
-   default Adam, ``.item()`` per step; torch's default threads) and for ours
-   (``DeepClusterer.pretrain``: data resident, batches as slices, fused Adam, one sync per
-   epoch) in fp32 and bf16 at 2 threads and 1 thread, and in the suite's ``--jobs 2 --threads
-   1`` layout (two single-thread workers training at once; total samples/s); the same for the
-   DCEC clustering phase (60 steps, two target updates); each with achieved GFLOP/s (analytic
-   counts, ``dcbench/flops.py``) as a fraction of the probed peak;
-3. where the time of one full-protocol run goes: DCEC on USPS, per part timed on the real data
+   default Adam, ``.item()`` per step) and for "ours, default" (``DeepClusterer.pretrain`` at
+   ``precision="auto"`` as the runner resolves it on this CPU: data resident, batches as
+   slices, fused Adam, one sync per epoch), each at 1 and 2 threads against naive at as many,
+   and in the suite's ``--jobs 2 --threads 1`` layout (two single-thread workers at once, total
+   samples/s, against naive on 2 threads); bf16 arms only where bf16 is native; the same for
+   the DCEC clustering phase (60 steps, two target updates); each with achieved GFLOP/s
+   (analytic counts, ``dcbench/flops.py``) as a fraction of the probed peak;
+3. whole processes: one short DCEC run on USPS (10 pretraining epochs + 700 iterations, one
+   thread, 20 k-means restarts, no early stop) in a fresh interpreter, ours and naive
+   interleaved (``--pairs``), wall time including start-up and imports;
+4. where the time of one full-protocol run goes: DCEC on USPS, per part timed on the real data
    and multiplied by the counts of the committed run (``bench/results/table1``).
 
 Arms are interleaved and repeated (this machine's second core is throttled at random); the
@@ -45,6 +50,7 @@ from dcbench.core import runinfo  # noqa: E402
 from dcbench.core.fileio import write_result  # noqa: E402
 from dcbench.core.flops import training_flops  # noqa: E402
 from dcbench.methods import BACKBONES, DeepClusterer  # noqa: E402
+from dcbench.methods.training import resolve_precision  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "speed"
 NETS = {  # name: backbone, input shape, samples per timed epoch
@@ -134,6 +140,50 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+# -- whole processes: one short DCEC run each, ours against the naive port --------------------
+
+WHOLE_RUN = dict(pretrain_epochs=10, maxiter=700)  # USPS, one thread, the same work in both
+
+
+def one_dcec_run(arm: str, data_dir: str, epochs=WHOLE_RUN["pretrain_epochs"],
+                 iterations=WHOLE_RUN["maxiter"], n=None) -> None:  # fmt: skip
+    """One DCEC run on USPS (``n`` samples, default all) the way each side is used: ours
+    through the estimator (labels given: ACC/NMI at every target update), naive through its
+    loops; both 20 k-means restarts, no early stop, one thread."""
+    from dcbench.datasets import load_dataset
+
+    torch.set_num_threads(1)
+    data = load_dataset("usps", data_dir)
+    x, y = data.x[:n], data.y[:n]
+    if arm == "ours":
+        DeepClusterer("cae", loss="kl+rec", pretrain_epochs=epochs, maxiter=iterations, tol=0.0,
+                      device="cpu", random_state=0).fit(x, y)  # fmt: skip
+    else:
+        torch.manual_seed(0)
+        model = BACKBONES.get("cae").build(x.shape[1:], 10)
+        xt = torch.from_numpy(x)
+        naive_loop.pretrain(model, xt, epochs=epochs)
+        naive_loop.cluster(model, xt, 10, iterations, n_init=20)
+
+
+def whole_process_pairs(data_dir: str, pairs: int, extra=()) -> dict:
+    """Wall time of fresh processes (interpreter start and imports included), ours and naive
+    interleaved; medians and their ratio."""
+    import subprocess
+
+    seconds: dict[str, list[float]] = {"ours": [], "naive": []}
+    for _ in range(pairs):
+        for arm in ("naive", "ours"):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, __file__, "--one-run", arm, "--data-dir", data_dir,
+                            *extra], check=True)  # fmt: skip
+            seconds[arm].append(time.perf_counter() - start)
+    ours, naive = statistics.median(seconds["ours"]), statistics.median(seconds["naive"])
+    return {"run": "DCEC on USPS, 10 pretraining epochs + 700 iterations, 1 thread",
+            "seconds": seconds, "ours_s": round(ours, 1), "naive_s": round(naive, 1),
+            "naive_over_ours": round(naive / ours, 3)}  # fmt: skip
+
+
 # -- the breakdown of one full-protocol run ---------------------------------------------------
 
 
@@ -184,7 +234,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--pairs", type=int, default=2, help="whole-process DCEC pairs (ours, naive)")
+    p.add_argument("--one-run", choices=("ours", "naive"), help=argparse.SUPPRESS)
+    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: 300 samples
     args = p.parse_args()
+    if args.one_run:  # a fresh process of the whole-process pair: one DCEC run, then exit
+        size = dict(epochs=1, iterations=10, n=300) if args.tiny else {}
+        one_dcec_run(args.one_run, args.data_dir, **size)
+        return
     # which kind of CPU first: bf16 is native on AVX-512 bf16 and emulated (7-8x slower) on AVX2
     print("CPU:", runinfo.machine(), runinfo.cpu_features(), flush=True)
     started = time.perf_counter()
@@ -194,28 +251,34 @@ def main() -> None:
     peaks = probe_peaks()
     print("matmul peak GFLOP/s (first probe):", {k: round(v) for k, v in peaks.items()}, flush=True)
 
+    # "ours, default": precision="auto" as the runner resolves it here (fp32 unless the CPU has
+    # native bf16 and a method's bf16 results were proven); each against naive, same threads
+    default = resolve_precision("auto", "cpu", bf16_proven=False)
+    native = runinfo.cpu_features()["bf16_native"]
     arms = {
+        "naive (1 thread)": lambda b, s, n: naive_pretrain(b, s, n, 1),
+        "ours, default (1 thread)": lambda b, s, n: ours_pretrain(b, s, n, default, 1),
         "naive (2 threads)": lambda b, s, n: naive_pretrain(b, s, n, 2),
-        "ours fp32 (2 threads)": lambda b, s, n: ours_pretrain(b, s, n, "fp32", 2),
-        "ours bf16 (2 threads)": lambda b, s, n: ours_pretrain(b, s, n, "bf16", 2),
-        "ours fp32 (1 thread)": lambda b, s, n: ours_pretrain(b, s, n, "fp32", 1),
-        "ours fp32 (--jobs 2, 2 x 1 thread)": lambda b, s, n: two_workers(
-            pool, ours_pretrain, b, s, n, "fp32", 1
-        ),
-        "ours bf16 (--jobs 2, 2 x 1 thread)": lambda b, s, n: two_workers(
-            pool, ours_pretrain, b, s, n, "bf16", 1
+        "ours, default (2 threads)": lambda b, s, n: ours_pretrain(b, s, n, default, 2),
+        "ours, default (--jobs 2, 2 x 1 thread)": lambda b, s, n: two_workers(
+            pool, ours_pretrain, b, s, n, default, 1
         ),
     }
     cluster_arms = {
+        "naive (1 thread)": lambda b, s, n: naive_cluster(b, s, n, 1),
+        "ours, default (1 thread)": lambda b, s, n: ours_cluster(b, s, n, default, 1),
         "naive (2 threads)": lambda b, s, n: naive_cluster(b, s, n, 2),
-        "ours fp32 (2 threads)": lambda b, s, n: ours_cluster(b, s, n, "fp32", 2),
-        "ours fp32 (--jobs 2, 2 x 1 thread)": lambda b, s, n: two_workers(
-            pool, ours_cluster, b, s, n, "fp32", 1
-        ),
-        "ours bf16 (--jobs 2, 2 x 1 thread)": lambda b, s, n: two_workers(
-            pool, ours_cluster, b, s, n, "bf16", 1
+        "ours, default (2 threads)": lambda b, s, n: ours_cluster(b, s, n, default, 2),
+        "ours, default (--jobs 2, 2 x 1 thread)": lambda b, s, n: two_workers(
+            pool, ours_cluster, b, s, n, default, 1
         ),
     }
+    if native:  # bf16 is measured only where it is native (emulated it is 7-8x slower)
+        for table, fn in ((arms, ours_pretrain), (cluster_arms, ours_cluster)):
+            table["ours bf16 (2 threads)"] = lambda b, s, n, fn=fn: fn(b, s, n, "bf16", 2)
+            table["ours bf16 (--jobs 2, 2 x 1 thread)"] = lambda b, s, n, fn=fn: two_workers(
+                pool, fn, b, s, n, "bf16", 1
+            )
     rows = []
     for phase, phase_arms in (("pretraining", arms), ("clustering (DCEC)", cluster_arms)):
         for net, (backbone, shape, n) in NETS.items():
@@ -226,8 +289,11 @@ def main() -> None:
             for _ in range(args.repeats):  # interleaved: A B C ... A B C ...
                 for arm, fn in phase_arms.items():
                     samples[arm].append(fn(backbone, shape, n))
-            naive = statistics.median(samples["naive (2 threads)"])
             for arm, values in samples.items():
+                # against the naive loop on as many threads (--jobs 2: two cores, as naive's 2)
+                naive = statistics.median(
+                    samples[f"naive ({'1 thread' if '(1 thread)' in arm else '2 threads'})"]
+                )
                 median = statistics.median(values)
                 rows.append({
                     "phase": phase, "net": net, "arm": arm,
@@ -240,6 +306,7 @@ def main() -> None:
     pool.shutdown()
     for row in rows:  # against the best peak probed over the whole run
         row["of_fp32_peak"] = round(row["gflops"] / peaks["fp32 2 threads"], 2)
+    whole = whole_process_pairs(args.data_dir, args.pairs)
     parts = breakdown(args.data_dir)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -249,12 +316,16 @@ def main() -> None:
         "versions": runinfo.versions(),
         "repeats": args.repeats,
         "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
+        "default_precision": default,
         "rows": rows,
+        "whole_process": whole,
         "breakdown": parts,
         "bench_seconds": round(time.perf_counter() - started),
     }
     text = markdown(result)
-    write_result(OUT, "speed", result, text)
+    # one file per kind of CPU (speed-avx2, speed-avx512-bf16, ...): their ratios differ
+    kind = result["cpu_capability"].lower() + ("-bf16" if result["bf16_native"] else "")
+    write_result(OUT, f"speed-{kind}", result, text)
     print(text)
 
 
@@ -265,6 +336,10 @@ def markdown(result: dict) -> str:
         f"{result['date']}, commit {result['git_commit']}, {result['machine']}, "
         f"torch {result['versions'].get('torch')}; median of {result['repeats']} interleaved "
         f"repeats; this benchmark took {result['bench_seconds']} s.",
+        "",
+        f"CPU capability {result.get('cpu_capability')}, native bf16: "
+        f'{result.get("bf16_native")}; "ours, default" ran in '
+        f'{result.get("default_precision")} (precision="auto" resolved here).',
         "",
         "Matmul peak (1024^3, GFLOP/s, best of the probes before each network): "
         + ", ".join(f"{k} {v:.0f}" for k, v in result["matmul_peak_gflops"].items()),
@@ -278,6 +353,14 @@ def markdown(result: dict) -> str:
         ),
         "",
     ]
+    w = result.get("whole_process")
+    if w:
+        lines += [
+            f"Whole processes ({w['run']}; fresh interpreter each, ours and naive interleaved, "
+            f"median of {len(w['seconds']['ours'])}): ours {w['ours_s']} s, naive "
+            f"{w['naive_s']} s: naive / ours = {w['naive_over_ours']:.3f}.",
+            "",
+        ]
     if result["breakdown"]:
         b = result["breakdown"]
         total = sum(b["projected_s"].values())

@@ -1,0 +1,19 @@
+"""bench/speed.py's whole-process pair: fresh interpreters, ours and naive interleaved, timed."""
+
+from conftest import load_bench_script
+
+
+def test_the_whole_process_pair_runs_both_sides_in_fresh_processes(shared_data):
+    speed = load_bench_script("speed")
+    result = speed.whole_process_pairs(str(shared_data), pairs=1, extra=("--tiny",))
+    assert [len(v) for v in result["seconds"].values()] == [1, 1]
+    assert result["ours_s"] > 0 and result["naive_s"] > 0
+    assert result["naive_over_ours"] == round(result["naive_s"] / result["ours_s"], 3) or (
+        abs(result["naive_over_ours"] - result["naive_s"] / result["ours_s"]) < 0.01
+    )
+    text = speed.markdown({
+        "date": "d", "git_commit": "c", "machine": "m", "versions": {"torch": "t"},
+        "repeats": 1, "bench_seconds": 1, "matmul_peak_gflops": {}, "rows": [],
+        "whole_process": result, "breakdown": {},
+    })  # fmt: skip
+    assert "Whole processes" in text and "naive / ours" in text

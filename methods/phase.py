@@ -27,7 +27,12 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from dcbench.core.metrics import acc, nmi_geometric
+from dcbench.core.metrics import (
+    acc,
+    acc_from_contingency,
+    nmi_geometric,
+    nmi_geometric_from_contingency,
+)
 from dcbench.methods import device_kmeans
 from dcbench.methods.acpic import PathIntegralClustering
 from dcbench.methods.training import PhaseCheckpoint, check_finite
@@ -46,6 +51,7 @@ INITS = ("kmeans", "ac-pic")
 
 
 KMEANS_ON_DEVICE = ("cuda",)  # device types whose phases run k-means where the embedding is
+SCORE_ON_DEVICE = ("cuda",)  # ... and count ACC / NMI's table where the labels are
 
 
 def kmeans_init(z: torch.Tensor, n_clusters: int, n_init: int, seed: int):
@@ -101,6 +107,7 @@ class ClusteringPhase:
         self._steps = 0
         self._clock = time.perf_counter()
         self._y = None
+        self._y_index = None
         self._checkpoint = PhaseCheckpoint(None)
 
     @classmethod
@@ -122,6 +129,7 @@ class ClusteringPhase:
         """Begin a run: the labels to score against (never trained on) and the checkpoint;
         returns the checkpoint's saved state, or None for a fresh start."""
         self._y = y
+        self._y_index = None  # the labels as class indices on the device, when first needed
         self._checkpoint = PhaseCheckpoint(checkpoint)
         self._clock = time.perf_counter()
         saved = self._checkpoint.load()
@@ -190,11 +198,27 @@ class ClusteringPhase:
         return entry
 
     def scores(self, labels) -> dict[str, float]:
-        """ACC and NMI of ``labels`` (a tensor or an array) against the run's labels."""
+        """ACC and NMI of ``labels`` (a tensor or an array) against the run's labels. Labels
+        on a GPU are counted there into a classes x clusters table, and only the table comes
+        to the host (the same values as from the labels: the metrics read only the table)."""
         if self._y is None:
             return {}
+        if isinstance(labels, torch.Tensor) and labels.device.type in SCORE_ON_DEVICE:
+            counts = self._contingency(labels).cpu().numpy()
+            return {"acc": acc_from_contingency(counts),
+                    "nmi": nmi_geometric_from_contingency(counts)}  # fmt: skip
         labels = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else labels
         return {"acc": acc(self._y, labels), "nmi": nmi_geometric(self._y, labels)}
+
+    def _contingency(self, labels: torch.Tensor) -> torch.Tensor:
+        """classes x clusters counts of the run's labels against ``labels``, on their device."""
+        if self._y_index is None or self._y_index.device != labels.device:
+            classes, index = np.unique(self._y, return_inverse=True)
+            self._y_index = torch.as_tensor(index, device=labels.device)
+            self._n_classes = len(classes)
+        k = max(int(self.est.n_clusters), 1)
+        flat = self._y_index * k + labels.long()
+        return torch.bincount(flat, minlength=self._n_classes * k).view(self._n_classes, k)
 
     def checkpoint_due(self) -> bool:
         """Whether to save now: the run has a checkpoint and saved over a minute ago."""

@@ -1,4 +1,4 @@
-"""k-means on the device (methods/device_kmeans.py) against scikit-learn's, run on CPU tensors."""
+"""k-means and ACC / NMI on the device (methods/device_kmeans.py, phase.py), run on CPU tensors."""
 
 import numpy as np
 import pytest
@@ -47,3 +47,17 @@ def test_a_phase_runs_it_where_the_embedding_is(monkeypatch):
     on_device = phase.kmeans_init(z, 3, 2, 0)
     assert isinstance(on_device, phase.InitialClustering)
     assert on_device.labels_.shape == (300,) and on_device.cluster_centers_.shape == (3, 4)
+
+
+def test_scores_counted_on_the_device_are_the_scores_of_the_labels(monkeypatch):
+    from conftest import FAST, blobs
+
+    from dcbench.methods import DeepClusterer
+
+    x, y = blobs(n_per_cluster=30, shape=(1, 8, 8))
+    params = {**FAST, "n_clusters": 3, "random_state": 0}
+    on_host = DeepClusterer(**params).fit(x, y).history_["clustering"]
+    monkeypatch.setattr(phase, "SCORE_ON_DEVICE", ("cpu",))  # as labels on a GPU are
+    counted = DeepClusterer(**params).fit(x, y).history_["clustering"]
+    assert [(e["acc"], e["nmi"]) for e in counted] == [(e["acc"], e["nmi"]) for e in on_host]
+    assert len(counted) > 1

@@ -52,3 +52,20 @@ def test_ari_and_evaluate():
 def test_mismatched_lengths_are_rejected():
     with pytest.raises(ValueError, match="3 labels but y_pred has 2"):
         acc([0, 1, 1], [0, 1])
+
+
+def test_acc_and_nmi_from_a_count_table_are_those_of_the_labels():
+    from sklearn.metrics.cluster import contingency_matrix
+
+    from dcbench.core.metrics import acc_from_contingency, nmi_geometric_from_contingency
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n, classes, clusters = rng.integers(5, 2000), rng.integers(1, 12), rng.integers(1, 12)
+        y, labels = rng.integers(0, classes, n), rng.integers(0, clusters, n)
+        table = contingency_matrix(y, labels)
+        # a table counted on a device has a row / column for absent classes and clusters too
+        padded = np.zeros((table.shape[0] + 1, table.shape[1] + 2), dtype=np.int64)
+        padded[: table.shape[0], : table.shape[1]] = table
+        assert acc_from_contingency(padded) == acc(y, labels)
+        assert nmi_geometric_from_contingency(padded) == nmi_geometric(y, labels)

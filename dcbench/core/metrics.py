@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics import adjusted_rand_score, mutual_info_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
 
@@ -25,10 +25,35 @@ def cluster_to_class_map(y_true, y_pred) -> dict[int, int]:
 
 def acc(y_true, y_pred) -> float:
     """Unsupervised clustering accuracy: fraction correct under the best 1-1 cluster->class map."""
-    y_true, y_pred = _check_labels(y_true, y_pred)
-    counts = contingency_matrix(y_true, y_pred)
+    return acc_from_contingency(contingency_matrix(*_check_labels(y_true, y_pred)))
+
+
+def acc_from_contingency(counts: np.ndarray) -> float:
+    """ACC from a classes x clusters count table (e.g. counted on a GPU: K x K numbers to
+    bring to the host instead of N labels)."""
     rows, cols = linear_sum_assignment(counts, maximize=True)
-    return float(counts[rows, cols].sum() / y_true.size)
+    return float(counts[rows, cols].sum() / counts.sum())
+
+
+def nmi_geometric_from_contingency(counts: np.ndarray) -> float:
+    """``nmi_geometric`` from a classes x clusters count table: the mutual information over
+    sqrt(H(Y) H(C)), the entropies from the table's margins (empty rows and columns, i.e.
+    classes or clusters absent, count for nothing)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    rows, cols = counts.sum(axis=1), counts.sum(axis=0)
+    rows, cols = rows[rows > 0], cols[cols > 0]
+    if rows.size == cols.size == 1:  # one class, one cluster: scikit-learn's convention
+        return 1.0
+    mi = mutual_info_score(
+        None, None, contingency=counts[np.ix_(counts.sum(1) > 0, counts.sum(0) > 0)]
+    )
+    normalizer = np.sqrt(_entropy(rows) * _entropy(cols))
+    return float(mi / max(normalizer, np.finfo(np.float64).eps))
+
+
+def _entropy(counts: np.ndarray) -> float:
+    total = counts.sum()
+    return float(-np.sum((counts / total) * (np.log(counts) - np.log(total))))
 
 
 def nmi_geometric(y_true, y_pred) -> float:

@@ -168,3 +168,11 @@ def test_a_stacked_suite_run_writes_what_a_separate_one_does(tmp_path, shared_da
     assert first == {"cae-kmeans": False, "dcec": True, "dcn": False}  # dcn: the SAE's first
     again = run_suite(SuiteConfig(**common, out=tmp_path / "together", stack_seeds="on"))
     assert again.records == []  # everything is done: the folder reads like any other
+
+
+def test_a_bad_stack_seeds_value_is_one_line_before_anything_is_made(tmp_path):
+    from dcbench.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="--stack-seeds 'sometimes' is not allowed; choose"):
+        run_suite(SuiteConfig(methods="dcec", out=tmp_path / "out", stack_seeds="sometimes"))
+    assert not (tmp_path / "out").exists()

@@ -124,8 +124,13 @@ class _Bound:
 
 
 def stackable_loss(loss: str) -> bool:
-    """Whether a loss's phase runs stacked (else each seed runs alone on its pretraining)."""
-    return issubclass(LOSSES.get(loss), StudentTClustering | KMeansOnEmbedding)
+    """Whether a loss's phase runs stacked (else each seed runs alone on its pretraining):
+    the k-means-on-embedding phase, and the kl phase with its own ``run`` (``_cluster`` is
+    that loop stacked; a subclass may change ``batch_loss``, not the loop)."""
+    phase = LOSSES.get(loss)
+    if issubclass(phase, StudentTClustering):
+        return phase.run is StudentTClustering.run
+    return issubclass(phase, KMeansOnEmbedding)
 
 
 def stackable_backbone(backbone: str) -> bool:

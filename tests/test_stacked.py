@@ -176,3 +176,25 @@ def test_a_bad_stack_seeds_value_is_one_line_before_anything_is_made(tmp_path):
     with pytest.raises(UsageError, match="--stack-seeds 'sometimes' is not allowed; choose"):
         run_suite(SuiteConfig(methods="dcec", out=tmp_path / "out", stack_seeds="sometimes"))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_kl_subclass_with_its_own_loop_does_not_stack():
+    from dcbench.methods.losses import StudentTClustering
+    from dcbench.methods.stacked import stackable_loss
+
+    class OwnLoop(StudentTClustering):
+        def run(self, model, x, y=None, checkpoint=None):
+            raise NotImplementedError
+
+    class OwnLoss(StudentTClustering):
+        def batch_loss(self, model, centers, xb, pb):
+            return super().batch_loss(model, centers, xb, pb)
+
+    with pytest.MonkeyPatch.context() as mp:
+        from dcbench.methods.losses import LOSSES
+
+        mp.setitem(LOSSES._entries, "own-loop", OwnLoop)
+        mp.setitem(LOSSES._entries, "own-loss", OwnLoss)
+        assert not stackable_loss("own-loop") and stackable_loss("own-loss")
+    assert stackable_loss("kl+rec") and stackable_loss("none")
+    assert not stackable_loss("kmeans+rec") and not stackable_loss("softmax-kl+rec")

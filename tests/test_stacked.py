@@ -198,3 +198,14 @@ def test_a_kl_subclass_with_its_own_loop_does_not_stack():
         assert not stackable_loss("own-loop") and stackable_loss("own-loss")
     assert stackable_loss("kl+rec") and stackable_loss("none")
     assert not stackable_loss("kmeans+rec") and not stackable_loss("softmax-kl+rec")
+
+
+def test_a_diverging_stack_fails_each_seed_with_its_reason(data):
+    from dcbench.core.errors import TrainingDiverged
+
+    x, y = data
+    outcomes = fit_stacked(
+        estimators("sae", pretrain_optimizer="sgd", pretrain_lr=1e6, pretrain_momentum=0.9), x, y
+    )
+    assert all(isinstance(o, TrainingDiverged) for o in outcomes)
+    assert "pretrain_lr" in str(outcomes[0])

@@ -6,7 +6,8 @@ same launches. Each seed keeps what it has when trained alone: its initial weigh
 its own seed), data order, optimizer state (Adam and SGD are elementwise, so one optimizer over
 stacked parameters is S optimizers), k-means init, target distribution and stopping point (a
 seed that meets ``tol`` keeps its labels, centers and weights as of that moment while the
-others go on). Stacked matrix products round differently from single ones (about 1e-7
+others go on). Stacked pretraining checkpoints each seed in ``pretrain``'s own format, at
+most once a minute. Stacked matrix products round differently from single ones (about 1e-7
 relative per step in fp32), so a long fit drifts from a separate one as any two BLAS would.
 
     >>> from dcbench.methods.stacked import fit_stacked
@@ -15,8 +16,8 @@ relative per step in fp32), so a long fit drifts from a separate one as any two 
 
 What stacks: the backbones without a loss of their own (``sae``, ``cae``), and the losses
 ``none``, ``kl`` and ``kl+rec`` (DEC, IDEC, DEC-conv, DCEC and the two-stage rows); other losses
-fit one seed at a time on the stacked pretraining (``stackable_loss``). Stacked runs do not
-checkpoint inside a phase: they are meant for a GPU, where a whole unit takes minutes.
+fit one seed at a time on the stacked pretraining (``stackable_loss``). A stacked clustering
+phase does not checkpoint: it is meant for a GPU, where it takes minutes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dcbench.methods.losses import (
     soft_assign,
 )
 from dcbench.methods.training import (
+    PhaseCheckpoint,
     autocast,
     check_finite,
     check_precision,
@@ -145,39 +147,51 @@ def same_but_seed(estimators) -> bool:
     return all(c == configs[0] for c in configs[1:])
 
 
-def pretrain_stacked(estimators, X) -> list[dict[str, Any] | Exception]:
+def pretrain_stacked(estimators, X, checkpoints=None) -> list[dict[str, Any] | Exception]:
     """``est.pretrain(X)`` for estimators that differ only in their seed, trained together;
     per estimator its state (as ``pretrain`` returns it) or the exception that stopped it
-    (a seed whose loss diverges fails alone)."""
+    (a seed whose loss diverges fails alone). ``checkpoints``: one per estimator (as
+    ``pretrain`` takes it), saved at most once a minute in ``pretrain``'s own format, so that
+    a stacked pretraining resumes from them, and a separate one could too."""
     from dcbench.methods.validation import check_images
 
     _check_stackable(estimators, phase=False)
     first = estimators[0]
     first._validate_params()
     x = first._network_input(check_images(X))
-    return _pretrain(estimators, x)
+    return _pretrain(estimators, x, checkpoints)
 
 
-def _pretrain(estimators, x: torch.Tensor) -> list[dict[str, Any] | Exception]:
+def _pretrain(estimators, x: torch.Tensor, checkpoints=None) -> list[dict[str, Any] | Exception]:
     first, device = estimators[0], x.device
     check_precision(first.precision, device)
     models, generators = [], []
     for est in estimators:  # in turn, as each would alone: its seed, then its weights
         generators.append(seed_everything(est.seed))
         models.append(est._build(x.shape[1:]).to(device))
+    savers = [PhaseCheckpoint(c) for c in (checkpoints or [None] * len(estimators))]
+    saved = [saver.load() for saver in savers]
+    history: list[list[dict[str, Any]]] = [[] for _ in estimators]
+    resume = all(saved) and len({len(state["history"]) for state in saved}) == 1
+    if resume:  # every seed saved at the same epoch (else all start over: they train as one)
+        for s, state in enumerate(saved):
+            models[s].load_state_dict(state["model"])
+            generators[s].set_state(state["generator"])
+            history[s] = state["history"]
     net = StackedNetwork(models)
     optimizer = make_optimizer(
         first.pretrain_optimizer, net.parameters(), first.pretrain_lr, first.pretrain_momentum
     )
+    if resume:
+        optimizer.load_state_dict(_stack_optimizer_states([st["optimizer"] for st in saved]))
     outcomes: list[Any] = [None] * net.size
-    history: list[list[dict[str, Any]]] = [[] for _ in estimators]
     n, bs = x.shape[0], first.pretrain_batch_size
 
     def rec_loss(network, xb):
         _, rec = network(xb)
         return F.mse_loss(rec.float(), xb)
 
-    for epoch in range(first.pretrain_epochs):
+    for epoch in range(len(history[0]), first.pretrain_epochs):
         started = time.perf_counter()
         order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
         total = torch.zeros(net.size, device=device)
@@ -200,11 +214,43 @@ def _pretrain(estimators, x: torch.Tensor) -> list[dict[str, Any] | Exception]:
                 outcomes[s] = exc
                 continue
             history[s].append({"epoch": epoch + 1, "rec": mean, "seconds": seconds})
+        # at most once a minute, as alone; the last epoch needs none (its state is cached)
+        if savers[0].due() and epoch + 1 < first.pretrain_epochs:
+            states = _split_optimizer_state(optimizer.state_dict(), net.size)
+            for s, saver in enumerate(savers):
+                if outcomes[s] is None:
+                    saver.save({"model": net.state_dict(s), "optimizer": states[s],
+                                "generator": generators[s].get_state(), "history": history[s]})  # fmt: skip
     return [
         outcome
         or {"model": {k: v.cpu() for k, v in net.state_dict(s).items()}, "history": history[s]}
         for s, outcome in enumerate(outcomes)
     ]
+
+
+def _split_optimizer_state(state: dict, size: int) -> list[dict]:
+    """A stacked optimizer's state as ``size`` single-model states: every per-parameter
+    tensor with the seed axis sliced (the parameters are in the single model's order)."""
+
+    def part(value, s):
+        return value[s].clone() if torch.is_tensor(value) and value.dim() > 0 else value
+
+    return [
+        {"state": {i: {k: part(v, s) for k, v in st.items()} for i, st in state["state"].items()},
+         "param_groups": state["param_groups"]}
+        for s in range(size)
+    ]  # fmt: skip
+
+
+def _stack_optimizer_states(states: list[dict]) -> dict:
+    """Single-model optimizer states stacked into one (the inverse of the split)."""
+    first = states[0]
+    stacked = {
+        i: {k: torch.stack([st["state"][i][k] for st in states])
+            if torch.is_tensor(v) and v.dim() > 0 else v for k, v in per.items()}
+        for i, per in first["state"].items()
+    }  # fmt: skip
+    return {"state": stacked, "param_groups": first["param_groups"]}
 
 
 def fit_stacked(estimators, X, y=None, pretrained=None) -> list[Any]:

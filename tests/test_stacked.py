@@ -209,3 +209,44 @@ def test_a_diverging_stack_fails_each_seed_with_its_reason(data):
     )
     assert all(isinstance(o, TrainingDiverged) for o in outcomes)
     assert "pretrain_lr" in str(outcomes[0])
+
+
+class MemoryCheckpoint:
+    """A checkpoint in memory; ``stop_after`` saves it raises, as a kill right after a save."""
+
+    def __init__(self, stop_after=None):
+        self.state, self.saves, self.stop_after = None, 0, stop_after
+
+    def load(self):
+        return self.state
+
+    def save(self, state):
+        import copy
+
+        self.state, self.saves = copy.deepcopy(state), self.saves + 1
+        if self.saves == self.stop_after:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_stacked_pretraining_resumes_to_the_uninterrupted_result(data, monkeypatch):
+    from dcbench.methods import training
+
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # save after every epoch
+    x, _ = data
+    whole = pretrain_stacked(estimators("cae", pretrain_epochs=5), x)
+    # the kill: the third seed's second save is the last thing the stack does
+    checkpoints = [MemoryCheckpoint(), MemoryCheckpoint(), MemoryCheckpoint(stop_after=2)]
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_stacked(estimators("cae", pretrain_epochs=5), x, checkpoints)
+    assert [len(c.state["history"]) for c in checkpoints] == [2, 2, 2]
+    kept = MemoryCheckpoint()
+    kept.save(checkpoints[1].state)  # seed 1's file as the kill left it
+    resumed = pretrain_stacked(estimators("cae", pretrain_epochs=5), x, checkpoints)
+    for a, b in zip(whole, resumed, strict=True):
+        assert [h["rec"] for h in b["history"]] == [h["rec"] for h in a["history"]]
+        for key, value in a["model"].items():
+            assert torch.equal(b["model"][key], value), key
+    # a separate pretraining takes a stacked checkpoint as its own (the same format)
+    alone = estimators("cae", pretrain_epochs=5)[1].pretrain(x, checkpoint=kept)
+    assert len(alone["history"]) == 5
+    assert [h["rec"] for h in alone["history"][:2]] == [h["rec"] for h in whole[1]["history"][:2]]

@@ -82,7 +82,7 @@ class PretrainCache:
         """Pretrain (resuming from ``KEY.ckpt`` if an earlier attempt was interrupted). The
         state's ``seconds`` is the whole cost: this call plus the earlier attempts."""
         started = time.perf_counter()
-        checkpoint = self._pretrain_checkpoint(key)
+        checkpoint = self.pretrain_checkpoint(key)
         state = estimator.pretrain(x, checkpoint=checkpoint)
         state["seconds"] = time.perf_counter() - started + checkpoint.earlier_seconds
         return state
@@ -106,7 +106,7 @@ class PretrainCache:
         save_torch(state, self.directory / f"{key}.embedding.pt")
 
     def discard_checkpoint(self, key: str) -> None:
-        self._pretrain_checkpoint(key).discard()
+        self.pretrain_checkpoint(key).discard()
 
-    def _pretrain_checkpoint(self, key: str) -> FileCheckpoint:
+    def pretrain_checkpoint(self, key: str) -> FileCheckpoint:
         return FileCheckpoint(self.directory / f"{key}.ckpt")

@@ -137,17 +137,20 @@ def _pretrained(units, data, device, cache, given) -> list[_SharedPretraining]:
     index = [shared.index(s) for s in missing]
     estimators = [method_spec(units[i].runs[0].method).build(config_on(units[i].runs[0], device))
                   for i in index]  # fmt: skip
+    # each seed's checkpoint file, as a separate pretraining keeps it (either resumes from it)
+    checkpoints = [cache.pretrain_checkpoint(s.key) for s in missing]
     started = time.perf_counter()
     try:
-        outcomes = pretrain_stacked(estimators, data.x)
+        outcomes = pretrain_stacked(estimators, data.x, checkpoints)
     except Exception as exc:  # e.g. a CUDA error: every seed's runs fail with it
         outcomes = [exc] * len(missing)
     seconds = (time.perf_counter() - started) / len(missing)
-    for s, outcome in zip(missing, outcomes, strict=True):
+    for s, outcome, checkpoint in zip(missing, outcomes, checkpoints, strict=True):
         if isinstance(outcome, Exception):
             s.error = outcome
         else:
-            s.state = s.new_state = {**outcome, "seconds": seconds}
+            whole = seconds + checkpoint.earlier_seconds / len(missing)  # + earlier attempts'
+            s.state = s.new_state = {**outcome, "seconds": whole}
             s.fresh = True  # its first run records it as trained, not reused
     return shared
 

@@ -27,12 +27,11 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from dcbench.core.errors import TrainingDiverged
-from dcbench.methods.backbones import BACKBONES
+from dcbench.methods.backbones import BACKBONES, reconstruction_loss
 from dcbench.methods.losses import (
     LOSSES,
     KMeansOnEmbedding,
@@ -187,10 +186,6 @@ def _pretrain(estimators, x: torch.Tensor, checkpoints=None) -> list[dict[str, A
     outcomes: list[Any] = [None] * net.size
     n, bs = x.shape[0], first.pretrain_batch_size
 
-    def rec_loss(network, xb):
-        _, rec = network(xb)
-        return F.mse_loss(rec.float(), xb)
-
     for epoch in range(len(history[0]), first.pretrain_epochs):
         started = time.perf_counter()
         order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
@@ -198,7 +193,7 @@ def _pretrain(estimators, x: torch.Tensor, checkpoints=None) -> list[dict[str, A
         for i in range(0, n, bs):
             xb = x[order[:, i : i + bs]]  # (S, b, C, H, W): each seed's own batch
             with autocast(device, first.precision):
-                losses = net.map(rec_loss, xb)
+                losses = net.map(reconstruction_loss, xb)  # the MSE: no backbone loss
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()  # seed s's parameters get seed s's gradient alone
             optimizer.step()

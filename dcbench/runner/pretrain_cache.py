@@ -36,6 +36,13 @@ def pretrain_key(dataset: str, n_samples: int, seed: int, config: dict[str, Any]
     return f"{config['backbone']}__{dataset}__seed{seed}__{digest}"
 
 
+def embedding_key(method: str, dataset: str, n_samples: int, config: dict[str, Any]) -> str:
+    """File stem naming a spectral method's embedding: its config but the seed (only its
+    k-means reads the seed)."""
+    digest = _digest({"n": n_samples, **{k: v for k, v in config.items() if k != "random_state"}})
+    return f"{method}__{dataset}__{digest}"
+
+
 class FileCheckpoint:
     """Progress of a pretraining (after each epoch) or of a clustering phase. It also keeps the
     wall time spent up to each save, so that a resumed job's timing counts its earlier attempts
@@ -91,13 +98,6 @@ class PretrainCache:
         """Where one run's clustering phase saves its progress (``NAME__DIGEST.fit.ckpt``)."""
         digest = _digest({"n": n_samples, **config})
         return FileCheckpoint(self.directory / f"{name}__{digest}.fit.ckpt")
-
-    def embedding_key(self, method: str, dataset: str, n_samples: int, config) -> str:
-        """A spectral method's embedding: its config but the seed (k-means alone reads it)."""
-        digest = _digest(
-            {"n": n_samples, **{k: v for k, v in config.items() if k != "random_state"}}
-        )
-        return f"{method}__{dataset}__{digest}"
 
     def load_embedding(self, key: str) -> dict[str, Any] | None:
         return load_torch(self.directory / f"{key}.embedding.pt")

@@ -30,9 +30,9 @@ from dcbench.runner.work import (
     config_on,
     finish_record,
     fit_one,
-    is_device_error,
     method_spec,
     new_record,
+    unit_result,
     worker_settings,
 )
 
@@ -109,15 +109,7 @@ def run_stacked_unit(
             runs = [unit.runs[j] for unit in units]
             for i, item in enumerate(_fit_together(runs, data, device, shared)):
                 per_unit[i].append(item)
-    parts = [
-        UnitResult(
-            records=[r for r, _ in items],
-            fitted=[f for _, f in items],
-            pretrained=s.new_state,
-            device_error=any(is_device_error(r.get("error", "")) for r, _ in items),
-        )  # fmt: skip
-        for items, s in zip(per_unit, shared, strict=True)
-    ]
+    parts = [unit_result(items, s.new_state) for items, s in zip(per_unit, shared, strict=True)]
     return UnitResult([], [], device_error=any(p.device_error for p in parts), parts=parts)
 
 
@@ -131,10 +123,10 @@ def _pretrained(units, data, device, cache, given) -> list[_SharedPretraining]:
     for s in shared:
         if s.state is None:
             s.state = cache.load(s.key)
-    missing = [s for s in shared if s.state is None]
-    if not missing:
+    index = [i for i, s in enumerate(shared) if s.state is None]
+    if not index:
         return shared
-    index = [shared.index(s) for s in missing]
+    missing = [shared[i] for i in index]
     estimators = [method_spec(units[i].runs[0].method).build(config_on(units[i].runs[0], device))
                   for i in index]  # fmt: skip
     # each seed's checkpoint file, as a separate pretraining keeps it (either resumes from it)
@@ -159,9 +151,7 @@ def _fit_together(runs, data: ImageDataset, device: str, shared: list[_SharedPre
     """One method's runs over the seeds: stacked if its loss stacks, else one by one."""
     spec = method_spec(runs[0].method)
     estimators = [spec.build(config_on(run, device)) for run in runs]
-    if not all(hasattr(e, "pretrain_config") for e in estimators) or not stackable_loss(
-        estimators[0].loss
-    ):
+    if not stackable_loss(estimators[0].loss):  # (a stacked unit's runs are all deep)
         return [fit_one(run, data, device, s) for run, s in zip(runs, shared, strict=True)]
     records = []
     for run, s in zip(runs, shared, strict=True):

@@ -24,7 +24,7 @@ from dcbench.datasets import ImageDataset
 from dcbench.methods import METHODS, combination
 from dcbench.methods.training import use_exact_cuda_numerics
 from dcbench.runner.plan import Run
-from dcbench.runner.pretrain_cache import PretrainCache, pretrain_key
+from dcbench.runner.pretrain_cache import PretrainCache, embedding_key, pretrain_key
 
 
 @dataclass(frozen=True)
@@ -108,11 +108,16 @@ def run_unit(
         cache = PretrainCache(checkpoint_dir or scratch)
         shared = _SharedPretraining(cache, unit.pretrain_key, data, pretrained)
         results = [fit_one(run, data, device, shared) for run in unit.runs]
+    return unit_result(results, shared.new_state)
+
+
+def unit_result(results: list[tuple[dict, dict | None]], pretrained) -> UnitResult:
+    """A unit's result from its runs' (record, fitted state) pairs and its new pretraining."""
     records = [r for r, _ in results]
     return UnitResult(
         records=records,
         fitted=[f for _, f in results],
-        pretrained=shared.new_state,
+        pretrained=pretrained,
         device_error=any(is_device_error(r.get("error", "")) for r in records),
     )
 
@@ -201,7 +206,7 @@ def fit_sharing_embedding(estimator, run: Run, data: ImageDataset, cache: Pretra
     """Fit a spectral method (SEC, spectral) whose embedding does not depend on the seed:
     the first seed's goes to the cache folder, later seeds run only their k-means on it (the
     same labels as a full fit). Returns whether an embedding was reused."""
-    key = cache.embedding_key(run.method, run.dataset, data.n_samples, run.config)
+    key = embedding_key(run.method, run.dataset, data.n_samples, run.config)
     state = cache.load_embedding(key)
     estimator.fit(data.x, data.y, embedding=state)
     if state is None:

@@ -12,7 +12,10 @@
 3. **Stacked seeds**: 5 seeds of a short USPS DCEC stacked against separate (the largest
    relative difference of a logged loss, the labels that agree), and ``bench/stacked.py`` with
    one repeat (samples/s, stacked vs separate, per network and phase).
-4. **Projection**: the full Table 1 (8 methods x 3 datasets x 5 seeds, the registry's
+4. **Pixel k-means on the device**: the k-means baseline (20 restarts) on MNIST-full's pixels
+   in torch on the device (``device_kmeans``): seconds, ACC and inertia, to set beside the CPU
+   records of ``bench/results/table1`` (scikit-learn, same data).
+5. **Projection**: the full Table 1 (8 methods x 3 datasets x 5 seeds, the registry's
    schedules) on this device, from the measured samples/s: pretraining once per (backbone,
    dataset, seed) at epochs x n samples, each clustering phase at maxiter x batch samples (an
    upper bound: runs stop early at tol), over W processes. Labelled a projection, not a
@@ -122,6 +125,35 @@ def stacked_equivalence(device: str, data_dir: str, quick: bool) -> dict:
             worst, "labels_agree": agree, "seconds": round(time.perf_counter() - started)}  # fmt: skip
 
 
+def pixel_kmeans(device: str, data_dir: str, quick: bool) -> dict:
+    """The k-means baseline on MNIST-full's pixels (``quick``: 500 random 8x8 images) where
+    ``device`` is: seconds (data on the device, result on the host), iterations, ACC."""
+    import numpy as np
+
+    from dcbench.core.metrics import acc
+    from dcbench.methods import PixelKMeans
+
+    if quick:
+        x = np.random.default_rng(0).random((500, 1, 8, 8), dtype=np.float32)
+        y = np.arange(500) % 10
+    else:
+        from dcbench.datasets import load_dataset
+
+        mnist = load_dataset("mnist-full", data_dir)
+        x, y = mnist.x, mnist.y
+    estimator = METHODS.get("kmeans").build(
+        METHODS.get("kmeans").resolve("mnist-full", {"random_state": 0, "device": device})
+    )
+    PixelKMeans(n_init=1, max_iter=2, device=device).fit(x[:1000])  # warm-up: CUDA context, kernels
+    speed_gpu.sync(device)
+    started = time.perf_counter()
+    estimator.fit(x)
+    seconds = time.perf_counter() - started
+    return {"samples": len(x), "n_init": estimator.n_init, "seconds": round(seconds, 2),
+            "n_iter": estimator.n_iter_, "acc": round(100 * acc(y, estimator.labels_), 2),
+            "inertia": estimator.inertia_}  # fmt: skip
+
+
 def projection(rates: dict[tuple[str, str], float], workers: int) -> dict:
     """Seconds of the full Table 1's deep runs on this device from measured samples/s (``rates``:
     (phase, network) -> samples/s of one process; with W processes their total rate)."""
@@ -169,6 +201,7 @@ def main(argv=None) -> dict:
                for net in speed_gpu.NETS):  # fmt: skip
             projected[label] = projection(rates, 1 if arm == "ours fp32" else args.workers)
     equivalence = stacked_equivalence(args.device, args.data_dir, args.quick)
+    kmeans = pixel_kmeans(args.device, args.data_dir, args.quick)
     together = stacked_speed.main(["--device", args.device, "--repeats", "1", "--seeds",
                                    str(SEEDS), "--out", str(out)] + ["--quick"] * args.quick)  # fmt: skip
     rates = {("clustering (DCEC)" if r["phase"] == "clustering" else r["phase"], r["network"]):
@@ -183,6 +216,7 @@ def main(argv=None) -> dict:
         "launches_per_step": launches,
         "stacked_vs_separate": equivalence,
         "stacked_speed": together["rows"],
+        "pixel_kmeans": kmeans,
         "launch_unit": "cudaLaunchKernel calls" if args.device == "cuda" else "aten ops",
         "projected_table1_deep_runs": projected,
         "check_seconds": round(time.perf_counter() - started),
@@ -208,6 +242,10 @@ def markdown(result: dict) -> str:
               "|---|---|---:|---:|---:|"]  # fmt: skip
     lines += [f"| {r['network']} | {r['phase']} | {r['separate']} | {r['stacked']} | {r['ratio']} |"
               for r in result["stacked_speed"]]  # fmt: skip
+    km = result["pixel_kmeans"]
+    lines += ["", f"Pixel k-means on the device ({km['samples']} images, {km['n_init']} restarts): "
+              f"{km['seconds']} s, {km['n_iter']} iterations, ACC {km['acc']}, inertia "
+              f"{km['inertia']:.6g}."]  # fmt: skip
     lines += ["", "**Projected** (not measured) seconds of Table 1's six deep methods x 3 datasets "
               "x 5 seeds, from the samples/s above (clustering at maxiter: an upper bound):", "",
               "| setting | pretraining s | clustering s | total s |", "|---|---:|---:|---:|"]  # fmt: skip

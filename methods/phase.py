@@ -50,16 +50,17 @@ class PhaseResult:
 INITS = ("kmeans", "ac-pic")
 
 
-KMEANS_ON_DEVICE = ("cuda",)  # device types whose phases run k-means where the embedding is
-SCORE_ON_DEVICE = ("cuda",)  # ... and count ACC / NMI's table where the labels are
+SCORE_ON_DEVICE = (
+    "cuda",
+)  # device types whose phases count ACC / NMI's table where the labels are
 
 
 def kmeans_init(z: torch.Tensor, n_clusters: int, n_init: int, seed: int):
     """k-means of the embedding ``z``: scikit-learn's on a CPU, ``device_kmeans`` (the same
     algorithm, every restart at once) on a GPU, where the embedding already is."""
-    if z.device.type in KMEANS_ON_DEVICE:
-        labels, centers, _ = device_kmeans.kmeans(z, n_clusters, n_init, seed)
-        return InitialClustering(labels.cpu().numpy(), centers.cpu().numpy())
+    if z.device.type in device_kmeans.DEVICE_TYPES:
+        found = device_kmeans.kmeans(z, n_clusters, n_init, seed)
+        return InitialClustering(found.labels.cpu().numpy(), found.centers.cpu().numpy())
     return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(z.cpu().numpy())
 
 

@@ -41,6 +41,9 @@ def test_device_check_quick_on_cpu_measures_projects_and_writes(monkeypatch, tmp
     check = load("device_check", monkeypatch)
     monkeypatch.setattr(speed_gpu, "main", fake_speed)
     monkeypatch.setattr(stacked, "main", fake_stacked)
+    from dcbench.methods import device_kmeans
+
+    monkeypatch.setattr(device_kmeans, "DEVICE_TYPES", ("cpu",))  # the pixel k-means as on a GPU
     result = check.main(["--device", "cpu", "--quick", "--workers", "2", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "device_check.json").read_text())
     assert saved["launches_per_step"] == result["launches_per_step"]
@@ -58,7 +61,11 @@ def test_device_check_quick_on_cpu_measures_projects_and_writes(monkeypatch, tmp
     assert all(
         p["total_s"] == p["pretraining_s"] + p["clustering_s"] > 0 for p in projected.values()
     )
-    assert "**Projected** (not measured)" in (tmp_path / "device_check.md").read_text()
+    kmeans = saved["pixel_kmeans"]
+    assert kmeans["samples"] == 500 and kmeans["n_init"] == 20 and kmeans["n_iter"] >= 1
+    assert 10 <= kmeans["acc"] <= 100 and kmeans["inertia"] > 0
+    text = (tmp_path / "device_check.md").read_text()
+    assert "**Projected** (not measured)" in text and "Pixel k-means on the device" in text
 
 
 def test_the_projection_counts_one_pretraining_per_backbone_dataset_and_seed(monkeypatch):

@@ -2,9 +2,11 @@
 
     python bench/table1.py                  # run what is missing, stage by stage, then report
     python bench/table1.py --report-only    # rebuild comparison.md from the records alone
+    python bench/table1.py --device cuda    # the same table on a GPU, into table1-cuda/
 
-Stages run in order into ``bench/results/table1/`` (one ``run_all`` at a time: the folder's
-lock), each with ``--order seed`` (one seed of everything before a second seed of anything),
+Stages run in order into ``bench/results/table1/`` (``table1-cuda/`` with ``--device cuda``:
+devices round differently, so they never share a folder; ``--out`` for another; one
+``run_all`` at a time: the folder's lock), each with ``--order seed`` (one seed of everything before a second seed of anything),
 ``--jobs 2`` and one thread per run. Every stage resumes: finished runs are skipped, and an
 interrupted pretraining or clustering phase resumes from its checkpoint in ``pretrained/``.
 ``comparison.md`` shows the table as the paper lays it out (methods x datasets), each cell
@@ -23,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "table1"
+OUT_BY_DEVICE = {"cpu": OUT, "cuda": OUT.with_name("table1-cuda")}
 
 PAPER_METHODS = ["kmeans", "sec", "sae-kmeans", "dec", "idec", "cae-kmeans", "dec-conv", "dcec"]
 DEEP = ["cae-kmeans", "dec-conv", "dcec", "sae-kmeans", "dec", "idec"]
@@ -47,14 +50,16 @@ def targets() -> dict[tuple[str, str], int]:
     return wanted
 
 
-def main() -> int:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--report-only", action="store_true", help="only rebuild the report")
     p.add_argument("--workers", type=int, default=2, help="worker processes, one thread each")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--stages", default=None, help="comma list of stage numbers (default: all)")
-    args = p.parse_args()
+    p.add_argument("--out", default=None, help="results folder (default: by device, see above)")
+    args = p.parse_args(argv)
+    args.out = Path(args.out) if args.out else OUT_BY_DEVICE[args.device]
     if not args.report_only:
         chosen = (
             range(len(STAGES)) if args.stages is None else [int(s) for s in args.stages.split(",")]
@@ -62,7 +67,7 @@ def main() -> int:
         for i in chosen:
             code = run_stage(i, args)
             print(f"stage {i} exited with {code}", flush=True)
-    print(write_report(OUT))
+    print(write_report(args.out))
     return 0
 
 
@@ -79,11 +84,11 @@ def run_stage(i: int, args) -> int:
 
     datasets, methods, seeds = STAGES[i]
     config = SuiteConfig(
-        methods=methods, datasets=datasets, seeds=seeds, out=OUT, data_dir=args.data_dir,
+        methods=methods, datasets=datasets, seeds=seeds, out=args.out, data_dir=args.data_dir,
         device=args.device, jobs=args.workers, threads=1, order="seed", progress=False,
     )  # fmt: skip
-    (OUT / "logs").mkdir(parents=True, exist_ok=True)
-    with open(OUT / "logs" / "table1.log", "a") as log:
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
+    with open(args.out / "logs" / "table1.log", "a") as log:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             print(f"== stage {i} at {stamp}: {datasets} x {methods} x seeds {seeds}", flush=True)
@@ -93,7 +98,7 @@ def run_stage(i: int, args) -> int:
     # table costs on a GPU is measured here, not projected
     entry = {"stage": i, "started": stamp, "device": args.device, "workers": args.workers,
              "runs_done": len(result.records), "wall_seconds": round(time.perf_counter() - started)}  # fmt: skip
-    with open(OUT / "logs" / "stage_times.jsonl", "a") as times:
+    with open(args.out / "logs" / "stage_times.jsonl", "a") as times:
         times.write(json.dumps(entry) + "\n")
     return 1 if result.failed else 0
 

@@ -39,9 +39,8 @@ def test_report_shows_n_of_target_and_the_paper(script, tmp_path):
 def test_a_stage_runs_in_process_into_the_folder_and_resumes(script, tmp_path, monkeypatch):
     import argparse
 
-    monkeypatch.setattr(script, "OUT", tmp_path)
     monkeypatch.setattr(script, "STAGES", [(["digits"], ["kmeans"], [0, 1])])
-    args = argparse.Namespace(workers=1, device="cpu", data_dir=str(tmp_path))
+    args = argparse.Namespace(workers=1, device="cpu", data_dir=str(tmp_path), out=tmp_path)
     assert script.run_stage(0, args) == 0
     assert sorted(p.name for p in (tmp_path / "records").glob("*.json")) == [
         "kmeans__digits__seed0.json", "kmeans__digits__seed1.json"]  # fmt: skip
@@ -49,3 +48,14 @@ def test_a_stage_runs_in_process_into_the_folder_and_resumes(script, tmp_path, m
     log = (tmp_path / "logs" / "table1.log").read_text()
     assert "== stage 0" in log and "2 already done" in log
     assert "complete" in script.write_report(tmp_path).splitlines()[0]
+
+
+def test_a_gpu_table_goes_to_its_own_folder(script, tmp_path, monkeypatch):
+    """A CUDA run in the CPU campaign's folder would be refused (devices never share one)."""
+    assert script.OUT_BY_DEVICE["cuda"].name == "table1-cuda" != script.OUT.name
+    folders = {"cpu": tmp_path / "table1", "cuda": tmp_path / "table1-cuda"}
+    monkeypatch.setattr(script, "OUT_BY_DEVICE", folders)
+    assert script.main(["--device", "cuda", "--report-only"]) == 0
+    assert (folders["cuda"] / "comparison.md").exists() and not folders["cpu"].exists()
+    assert script.main(["--report-only", "--out", str(tmp_path / "mine")]) == 0
+    assert (tmp_path / "mine" / "comparison.md").exists() and not folders["cpu"].exists()

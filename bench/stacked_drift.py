@@ -1,10 +1,14 @@
 """How far seeds trained together land from seeds trained alone after a full-length fit.
 
     python bench/stacked_drift.py [--methods all] [--seeds 2] [--datasets digits]
+    python bench/stacked_drift.py --methods dec --datasets usps --seeds 4 \
+        --separate bench/results/table1          # against a campaign's own runs
 
 Runs the same suite twice into fresh folders, ``--stack-seeds off`` then ``on`` (same device,
 threads and protocol), and compares every record: ACC and NMI of each (method, seed), and
-whether the labels are the same. Stacked products round differently from single ones, and a
+whether the labels are the same. With ``--separate DIR`` the separate arm is DIR's records
+(full-protocol runs done already) and the stacked arm starts from DIR's pretrained weights
+(``pretrained/*.pt``): the difference is then that of the stacked clustering phase alone. Stacked products round differently from single ones, and a
 full protocol amplifies that as another thread count would; this says by how much. Writes
 bench/results/stacked/drift-DATASETS.json and .md with machine, versions and commit.
 """
@@ -12,6 +16,7 @@ bench/results/stacked/drift-DATASETS.json and .md with machine, versions and com
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -24,6 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 from dcbench.core import runinfo  # noqa: E402
 from dcbench.core.fileio import load_torch, write_result  # noqa: E402
+from dcbench.runner.plan import config_changes  # noqa: E402
+from dcbench.runner.store import ResultsStore  # noqa: E402
 from dcbench.suite import SuiteConfig, run_suite  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "stacked"
@@ -37,10 +44,18 @@ def main(argv=None) -> dict:
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("--separate", default=None, help="a results folder: its records are the "
+                   "separate arm, its pretrained weights the stacked arm's start")  # fmt: skip
     args = p.parse_args(argv)
     runs = {}
     with tempfile.TemporaryDirectory(prefix="stacked-drift-") as scratch:
-        for stack in ("off", "on"):
+        arms = ("off", "on")
+        if args.separate:
+            arms = ("on",)
+            (Path(scratch) / "on" / "pretrained").mkdir(parents=True)
+            for weights in (Path(args.separate) / "pretrained").glob("*.pt"):
+                shutil.copy(weights, Path(scratch) / "on" / "pretrained" / weights.name)
+        for stack in arms:
             result = run_suite(SuiteConfig(
                 methods=args.methods, datasets=args.datasets, seeds=args.seeds,
                 out=Path(scratch) / stack, data_dir=args.data_dir, stack_seeds=stack,
@@ -49,12 +64,21 @@ def main(argv=None) -> dict:
             runs[stack] = {
                 (r["method"], r["dataset"], r["seed"]): (r, _labels(r)) for r in result.records
             }
+    if args.separate:
+        held = ResultsStore(Path(args.separate))
+        runs["off"] = {key: (r, _labels(r)) for key in runs["on"]
+                       if (r := held.get(*key)) is not None}  # fmt: skip
     rows = []
     for key, (alone, labels_alone) in sorted(runs["off"].items()):
         together, labels_together = runs["on"][key]
+        if args.separate and (
+            changed := config_changes(key[0], together["config"], alone["config"])
+        ):
+            raise SystemExit(f"{key}: the separate run had another config ({', '.join(changed)})")
         row = {"method": key[0], "dataset": key[1], "seed": key[2],
                "stacked": bool(together.get("stacked_seeds")),
-               "status": f"{alone['status']}/{together['status']}"}  # fmt: skip
+               "status": f"{alone['status']}/{together['status']}",
+               "pretrain reused": together.get("pretrain_reused")}  # fmt: skip
         if alone["status"] == together["status"] == "ok":
             for metric in ("acc", "nmi_geometric"):
                 row[f"{metric} separate"] = alone["metrics"][metric]
@@ -66,7 +90,9 @@ def main(argv=None) -> dict:
     compared = [r for r in rows if r["stacked"] and "acc separate" in r]
     gaps = [abs(r["acc stacked"] - r["acc separate"]) for r in compared]
     result = {
-        "command": f"--methods {args.methods} --datasets {args.datasets} --seeds {args.seeds}",
+        "command": f"--methods {args.methods} --datasets {args.datasets} --seeds {args.seeds}"
+        + (f" --separate {args.separate}" if args.separate else ""),
+        "separate_commits": sorted({alone.get("git_commit", "?") for alone, _ in runs["off"].values()}),
         "overrides": args.overrides, "rows": rows,
         "stacked_runs": len(compared), "same_labels": sum(r["same labels"] for r in compared),
         "mean_abs_acc_gap": statistics.mean(gaps) if gaps else None,
@@ -93,8 +119,14 @@ def markdown(result: dict) -> str:
         f"# Stacked vs separate seeds after a full fit ({result['command']})",
         "",
         f"Measured {result['date']} on {result['machine']} ({result['cpu_capability']}), "
-        f"commit {result['git_commit']}. The same suite run twice into fresh folders, "
-        "`--stack-seeds off` then `on`.",
+        f"commit {result['git_commit']}. "
+        + (
+            "The separate arm is the folder's own records (commits "
+            f"{', '.join(result['separate_commits'])}); the stacked arm starts from the same "
+            "pretrained weights, so only the clustering phase is stacked."
+            if "--separate" in result["command"]
+            else "The same suite run twice into fresh folders, `--stack-seeds off` then `on`."
+        ),
         "",
     ]
     if result["stacked_runs"]:

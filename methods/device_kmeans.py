@@ -2,11 +2,10 @@
 
 scikit-learn's KMeans runs on the CPU: on a GPU each clustering phase (and the pixel baseline,
 ``methods/kmeans.py``) would copy its data to the host and run 20 restarts there while the
-device waits. This is scikit-learn's algorithm
-in torch, the ``n_init`` restarts as one batch: greedy k-means++ seeding (2 + log k candidates
-per center, the one that lowers the potential most), Lloyd iterations until the centers move
-less than ``tol`` times the mean variance of the data, a final assignment, the restart of
-lowest inertia. Random draws come from torch's generator, so its labels are not scikit-learn's
+device waits. This is scikit-learn's algorithm in torch, the ``n_init`` restarts as one batch:
+greedy k-means++ seeding (2 + log k candidates per center, the one that lowers the potential
+most), Lloyd iterations until the centers move less than ``tol`` times the mean variance of the
+data, a final assignment, the restart of lowest inertia. Random draws come from torch's generator, so its labels are not scikit-learn's
 for the same seed (a CUDA run never matches a CPU run anyway); on a CPU the suite keeps
 scikit-learn's (``phase.kmeans_init``). An empty cluster keeps its previous center (scikit-learn
 moves it to a far point; on the embeddings of these phases neither happened in our tests).

@@ -50,9 +50,9 @@ class PhaseResult:
 INITS = ("kmeans", "ac-pic")
 
 
-SCORE_ON_DEVICE = (
-    "cuda",
-)  # device types whose phases count ACC / NMI's table where the labels are
+# device types whose phases count ACC / NMI's table where the labels are (k-means:
+# device_kmeans.DEVICE_TYPES)
+SCORE_ON_DEVICE = ("cuda",)
 
 
 def kmeans_init(z: torch.Tensor, n_clusters: int, n_init: int, seed: int):

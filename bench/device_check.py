@@ -93,20 +93,26 @@ class _Est:
     alpha, gamma = 1.0, 0.1
 
 
+def images(dataset: str, data_dir: str, synthetic_shape=None):
+    """A dataset's images and labels, or (``--quick``) random images of ``synthetic_shape``."""
+    import numpy as np
+
+    if synthetic_shape is not None:
+        x = np.random.default_rng(0).random(synthetic_shape, dtype=np.float32)
+        return x, np.arange(len(x)) % 10
+    from dcbench.datasets import load_dataset
+
+    data = load_dataset(dataset, data_dir)
+    return data.x, data.y
+
+
 def stacked_equivalence(device: str, data_dir: str, quick: bool) -> dict:
     """A short USPS DCEC, 5 seeds, stacked against separate on this device: the largest
     relative difference of any logged loss (per target update) and the share of labels that
     agree. ``quick``: synthetic 16x16 images instead of USPS."""
     import numpy as np
 
-    if quick:
-        x = np.random.default_rng(0).random((128, 1, 16, 16), dtype=np.float32)
-        y = np.arange(128) % 10
-    else:
-        from dcbench.datasets import load_dataset
-
-        usps = load_dataset("usps", data_dir)
-        x, y = usps.x, usps.y
+    x, y = images("usps", data_dir, (128, 1, 16, 16) if quick else None)
     params = dict(loss="kl+rec", pretrain_epochs=1 if quick else 5, maxiter=10 if quick else 280,
                   update_interval=5 if quick else 20, tol=0.0, device=device)  # fmt: skip
     build = lambda: [DeepClusterer("cae", **params, random_state=s) for s in range(SEEDS)]  # noqa: E731
@@ -128,19 +134,10 @@ def stacked_equivalence(device: str, data_dir: str, quick: bool) -> dict:
 def pixel_kmeans(device: str, data_dir: str, quick: bool) -> dict:
     """The k-means baseline on MNIST-full's pixels (``quick``: 500 random 8x8 images) where
     ``device`` is: seconds (data on the device, result on the host), iterations, ACC."""
-    import numpy as np
-
     from dcbench.core.metrics import acc
     from dcbench.methods import PixelKMeans
 
-    if quick:
-        x = np.random.default_rng(0).random((500, 1, 8, 8), dtype=np.float32)
-        y = np.arange(500) % 10
-    else:
-        from dcbench.datasets import load_dataset
-
-        mnist = load_dataset("mnist-full", data_dir)
-        x, y = mnist.x, mnist.y
+    x, y = images("mnist-full", data_dir, (500, 1, 8, 8) if quick else None)
     estimator = METHODS.get("kmeans").build(
         METHODS.get("kmeans").resolve("mnist-full", {"random_state": 0, "device": device})
     )

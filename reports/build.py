@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dcbench.core.fileio import atomic_write_text
 from dcbench.reports.figures import FIG3_METHODS, curves_figure, spread_figure, tsne_figure
+from dcbench.reports.separation import separation_markdown
 from dcbench.reports.significance import significance_markdown
 from dcbench.reports.tables import write_tables
 from dcbench.runner.store import ResultsStore, safe_name
@@ -53,6 +54,8 @@ def build_report(
                 sections += _images(
                     tsne_figure(chosen, data, figs / f"tsne_{dataset}", n_samples=tsne_samples), out
                 )
+                if table := separation_markdown(chosen, data, n_samples=tsne_samples):
+                    sections.append(table)
         sections.append("## Training curves (clustering phase)\n")
         for method, dataset in dict.fromkeys((r["method"], r["dataset"]) for r in records):
             mine = [r for r in records if r["method"] == method and r["dataset"] == dataset]

@@ -51,6 +51,12 @@ def fitted_embedding(record: dict, fitted: dict, x: np.ndarray) -> np.ndarray:
     return est.restore(fitted, x.shape[1:]).transform(x)  # with the run's input scale
 
 
+def tsne_sample(data, n_samples: int, seed: int = 0) -> np.ndarray:
+    """The figure's samples: ``n_samples`` random indices (sorted), the same for every panel."""
+    n = min(n_samples, data.n_samples)
+    return np.sort(np.random.default_rng(seed).choice(data.n_samples, n, replace=False))
+
+
 def tsne_figure(
     records: list[dict], data, out_prefix: Path, n_samples: int = 1000, seed: int = 0
 ) -> list[Path]:
@@ -58,11 +64,7 @@ def tsne_figure(
     true label (top row) and by predicted cluster mapped to its best-matching class (bottom row)."""
     from openTSNE import TSNE
 
-    idx = np.sort(
-        np.random.default_rng(seed).choice(
-            data.n_samples, min(n_samples, data.n_samples), replace=False
-        )
-    )
+    idx = tsne_sample(data, n_samples, seed)
     panels = []
     for record in records:
         fitted = load_torch(record["model_file"]) if record.get("model_file") else None

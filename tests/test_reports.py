@@ -99,3 +99,50 @@ def test_latex_table_compiles_with_pdflatex(tmp_path, digits_run):
     )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "t.pdf").stat().st_size > 1000
+
+
+def test_the_report_says_how_far_4_and_9_are_apart_beside_fig_3(digits_run):
+    from dcbench.cli import reports_main
+
+    assert reports_main([str(digits_run), "--tsne", "cae-kmeans,dec-conv,dcec"]) == 0
+    report = (digits_run / "report.md").read_text()
+    assert "4 and 9 apart (digits, seed 0)" in report
+    rows = [line for line in report.splitlines() if line.startswith(("| CAE (pretrained) |",
+            "| DEC-conv |", "| DCEC |")) and line.count("|") == 6]  # fmt: skip
+    assert len(rows) == 3
+    for line in rows:
+        values = [float(v) for v in line.strip("|").split("|")[1:4]]
+        assert all(0 <= v <= 100 for v in values) and values[2] >= 50  # digits: 4s and 9s differ
+
+
+def test_pair_separation_measures_confusion_and_neighbourhoods(monkeypatch):
+    from types import SimpleNamespace
+
+    from dcbench.reports import separation
+
+    y = np.repeat([4, 9, 0, 1], 50)
+    x = np.broadcast_to(y[:, None, None, None], (200, 1, 2, 2)).astype(np.float32)  # x says y
+    data = SimpleNamespace(x=x, y=y, name="toy", n_samples=200)
+    # cluster 0: every 4 and half the 9s (-> class 4); cluster 1: the other 9s (-> class 9)
+    labels = np.select([y == 4, (y == 9) & (np.arange(200) < 75), y == 9, y == 0], [0, 0, 1, 2], 3)
+    fitted, record, rng = (
+        {"labels": labels, "model": {}},
+        {"method": "m", "seed": 0},
+        np.random.default_rng(0),
+    )
+
+    def apart(record, fitted, x):  # 9s far from 4s
+        return np.c_[10.0 * (x[:, 0, 0, 0] == 9), np.zeros(len(x))] + rng.normal(
+            0, 0.1, (len(x), 2)
+        )
+
+    def mixed(record, fitted, x):
+        return rng.normal(0, 1, (len(x), 2))
+
+    monkeypatch.setattr(separation, "fitted_embedding", apart)
+    row = separation.pair_separation(record, fitted, data, np.arange(200))
+    assert row["4 as 9"] == 0 and row["9 as 4"] == 50 and row["samples"] == 100
+    assert row["knn purity"] == 100
+    monkeypatch.setattr(separation, "fitted_embedding", mixed)
+    row = separation.pair_separation(record, fitted, data, np.arange(200))
+    assert 35 < row["knn purity"] < 65  # mixed: about half of the neighbours share the class

@@ -8,8 +8,9 @@ Runs the same suite twice into fresh folders, ``--stack-seeds off`` then ``on`` 
 threads and protocol), and compares every record: ACC and NMI of each (method, seed), and
 whether the labels are the same. With ``--separate DIR`` the separate arm is DIR's records
 (full-protocol runs done already) and the stacked arm starts from DIR's pretrained weights
-(``pretrained/*.pt``): the difference is then that of the stacked clustering phase alone. Stacked products round differently from single ones, and a
-full protocol amplifies that as another thread count would; this says by how much. Writes
+(``pretrained/*.pt``): the difference is then that of the stacked clustering phase alone.
+Stacked products round differently from single ones, and a full protocol amplifies that as
+another thread count would; this says by how much. Writes
 bench/results/stacked/drift-DATASETS.json and .md with machine, versions and commit.
 """
 

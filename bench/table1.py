@@ -6,8 +6,8 @@
 
 Stages run in order into ``bench/results/table1/`` (``table1-cuda/`` with ``--device cuda``:
 devices round differently, so they never share a folder; ``--out`` for another; one
-``run_all`` at a time: the folder's lock), each with ``--order seed`` (one seed of everything before a second seed of anything),
-``--jobs 2`` and one thread per run. Every stage resumes: finished runs are skipped, and an
+``run_all`` at a time: the folder's lock), each with ``--order seed`` (one seed of everything
+before a second seed of anything), ``--jobs 2`` and one thread per run. Every stage resumes: finished runs are skipped, and an
 interrupted pretraining or clustering phase resumes from its checkpoint in ``pretrained/``.
 ``comparison.md`` shows the table as the paper lays it out (methods x datasets), each cell
 with its n seeds out of the target, the paper beside it, and the campaign's status.

@@ -7,7 +7,8 @@ DCN's settings (gamma = 1, SGD lr 1e-4; ``methods/dcn.py``) come from the author
 its own SAE on MNIST x5.1. Each variant here changes one of them and runs DCN from the same
 pretrained SAEs: a variant's folder reuses the pretrained weights found in ``--pretrained``
 (default: the Table 1 campaign's), so only DCN's clustering phase runs. ``code`` is the
-registry entry itself, in ``bench/results/usps-dcn/`` (the 5-seed benchmark). Writes
+registry entry itself, in ``bench/results/usps-dcn/`` (the 5-seed benchmark; another
+dataset's ``<dataset>-dcn/``). Writes
 ``bench/results/dcn-ablation/ablation.md`` and ``.json``: per variant and seed the ACC of the
 initial k-means, ACC and mean loss terms over the first epoch, and the final ACC / NMI.
 """
@@ -24,14 +25,22 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 OUT = RESULTS / "dcn-ablation"
 
-# variant -> (results folder, DCN overrides); one setting changed at a time
+# variant -> DCN overrides, one setting changed at a time; "code" is the registry entry
 VARIANTS = {
-    "code": (RESULTS / "usps-dcn", {}),
-    "gamma0.1": (OUT / "gamma0.1", {"gamma": 0.1}),
-    "gamma0.01": (OUT / "gamma0.01", {"gamma": 0.01}),
-    "lr4e-05": (OUT / "lr4e-05", {"lr": 4e-05}),
-    "lr1e-05": (OUT / "lr1e-05", {"lr": 1e-05}),
+    "code": {},
+    "gamma0.1": {"gamma": 0.1},
+    "gamma0.01": {"gamma": 0.01},
+    "lr4e-05": {"lr": 4e-05},
+    "lr1e-05": {"lr": 1e-05},
 }
+
+
+def variant_folder(name: str, dataset: str, out: Path) -> Path:
+    """``code``: the dataset's DCN benchmark folder (``bench/results/usps-dcn``); the others
+    under ``out`` (USPS's by the variant's name, another dataset's prefixed with it)."""
+    if name == "code":
+        return RESULTS / f"{dataset}-dcn"
+    return Path(out) / (name if dataset == "usps" else f"{dataset}-{name}")
 
 
 def main(argv=None) -> dict:
@@ -58,7 +67,7 @@ def main(argv=None) -> dict:
         )
     seeds, rows = parse_seeds(args.seeds), []
     for name in chosen:
-        folder, changes = VARIANTS[name]
+        folder, changes = variant_folder(name, args.dataset, args.out), VARIANTS[name]
         _share_pretraining(Path(args.pretrained), folder / "pretrained", args.dataset)
         sets = args.overrides + [f"dcn.{k}={v}" for k, v in changes.items()]
         run_suite(SuiteConfig(methods="dcn", datasets=args.dataset, seeds=args.seeds, out=folder,

@@ -146,7 +146,12 @@ def pixel_kmeans(device: str, data_dir: str, quick: bool) -> dict:
     started = time.perf_counter()
     estimator.fit(x)
     seconds = time.perf_counter() - started
+    from dcbench.methods import device_kmeans
+    from dcbench.methods.training import resolve_device
+
+    on_device = resolve_device(device).type in device_kmeans.DEVICE_TYPES
     return {"samples": len(x), "n_init": estimator.n_init, "seconds": round(seconds, 2),
+            "path": "torch, on the device" if on_device else "scikit-learn, on the CPU",
             "n_iter": estimator.n_iter_, "acc": round(100 * acc(y, estimator.labels_), 2),
             "inertia": estimator.inertia_}  # fmt: skip
 
@@ -240,7 +245,7 @@ def markdown(result: dict) -> str:
     lines += [f"| {r['network']} | {r['phase']} | {r['separate']} | {r['stacked']} | {r['ratio']} |"
               for r in result["stacked_speed"]]  # fmt: skip
     km = result["pixel_kmeans"]
-    lines += ["", f"Pixel k-means on the device ({km['samples']} images, {km['n_init']} restarts): "
+    lines += ["", f"Pixel k-means ({km['path']}; {km['samples']} images, {km['n_init']} restarts): "
               f"{km['seconds']} s, {km['n_iter']} iterations, ACC {km['acc']}, inertia "
               f"{km['inertia']:.6g}."]  # fmt: skip
     lines += ["", "**Projected** (not measured) seconds of Table 1's six deep methods x 3 datasets "

@@ -69,13 +69,13 @@ def main(argv=None) -> dict:
         held = ResultsStore(Path(args.separate))
         runs["off"] = {key: (r, _labels(r)) for key in runs["on"]
                        if (r := held.get(*key)) is not None}  # fmt: skip
+        if missing := sorted(set(runs["on"]) - set(runs["off"])):
+            raise SystemExit(f"{args.separate} has no record of {', '.join(map(str, missing))}")
     rows = []
     for key, (alone, labels_alone) in sorted(runs["off"].items()):
         together, labels_together = runs["on"][key]
-        if args.separate and (
-            changed := config_changes(key[0], together["config"], alone["config"])
-        ):
-            raise SystemExit(f"{key}: the separate run had another config ({', '.join(changed)})")
+        if args.separate:
+            _check_same_start(key, alone, together)
         row = {"method": key[0], "dataset": key[1], "seed": key[2],
                "stacked": bool(together.get("stacked_seeds")),
                "status": f"{alone['status']}/{together['status']}",
@@ -84,8 +84,10 @@ def main(argv=None) -> dict:
             for metric in ("acc", "nmi_geometric"):
                 row[f"{metric} separate"] = alone["metrics"][metric]
                 row[f"{metric} stacked"] = together["metrics"][metric]
-            row["same labels"] = labels_alone is not None and np.array_equal(
-                labels_alone, labels_together
+            row["same labels"] = (  # None: a model file could not be read
+                None
+                if labels_alone is None or labels_together is None
+                else bool(np.array_equal(labels_alone, labels_together))
             )
         rows.append(row)
     compared = [r for r in rows if r["stacked"] and "acc separate" in r]
@@ -95,7 +97,7 @@ def main(argv=None) -> dict:
         + (f" --separate {args.separate}" if args.separate else ""),
         "separate_commits": sorted({alone.get("git_commit", "?") for alone, _ in runs["off"].values()}),
         "overrides": args.overrides, "rows": rows,
-        "stacked_runs": len(compared), "same_labels": sum(r["same labels"] for r in compared),
+        "stacked_runs": len(compared), "same_labels": sum(r["same labels"] is True for r in compared),
         "mean_abs_acc_gap": statistics.mean(gaps) if gaps else None,
         "max_abs_acc_gap": max(gaps) if gaps else None,
         "machine": runinfo.machine(), **runinfo.cpu_features(), "versions": runinfo.versions(),
@@ -107,6 +109,18 @@ def main(argv=None) -> dict:
     )
     print(markdown(result))
     return result
+
+
+def _check_same_start(key, alone: dict, together: dict) -> None:
+    """With --separate, the stacked arm must differ from the folder's run in stacking alone: the
+    same config, the same device type, and the folder's pretrained weights reused."""
+    if changed := config_changes(key[0], together["config"], alone["config"]):
+        raise SystemExit(f"{key}: the separate run had another config ({', '.join(changed)})")
+    if runinfo.device_type(together["device"]) != runinfo.device_type(alone["device"]):
+        raise SystemExit(f"{key}: the separate run was on {alone['device']}, this one on "
+                         f"{together['device']}; pass --set device=... to match")  # fmt: skip
+    if not together.get("pretrain_reused"):
+        raise SystemExit(f"{key}: the folder's pretrained weights were not reused")
 
 
 def _labels(record):
@@ -151,7 +165,7 @@ def markdown(result: dict) -> str:
             f"| {r['method']} | {r['dataset']} | {r['seed']} | {'yes' if r['stacked'] else 'no'} "
             f"| {pct(r['acc separate'])} | {pct(r['acc stacked'])} "
             f"| {pct(r['nmi_geometric separate'])} | {pct(r['nmi_geometric stacked'])} "
-            f"| {'yes' if r['same labels'] else 'no'} |"
+            f"| {({True: 'yes', False: 'no'}).get(r['same labels'], '?')} |"
         )
     return "\n".join(lines) + "\n"
 

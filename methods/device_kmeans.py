@@ -27,7 +27,7 @@ class KMeansResult(NamedTuple):
     labels: torch.Tensor  # (n,)
     centers: torch.Tensor  # (n_clusters, d)
     inertia: float
-    n_iter: int  # Lloyd iterations of the best restart's batch
+    n_iter: int  # Lloyd iterations of the batch: until its slowest restart converged
 
 
 @torch.no_grad()

@@ -39,8 +39,8 @@ def pair_separation(
     chosen = idx[np.isin(data.y[idx], pair)]
     if len(chosen) > k:
         z = fitted_embedding(record, fitted, data.x[chosen])
-        _, near = NearestNeighbors(n_neighbors=k + 1).fit(z).kneighbors(z)  # itself first
-        same = data.y[chosen][near[:, 1:]] == data.y[chosen][:, None]
+        _, near = NearestNeighbors(n_neighbors=k).fit(z).kneighbors()  # each point not its own
+        same = data.y[chosen][near] == data.y[chosen][:, None]
         row["knn purity"] = 100 * float(same.mean())
     row["samples"] = int(len(chosen))
     return row

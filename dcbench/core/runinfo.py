@@ -30,7 +30,8 @@ def git_commit() -> str:
     """The checkout's commit, with ``-dirty`` if its code has uncommitted changes (committed
     benchmark output under bench/results/ does not count). Outside git (an installed copy, or
     a checkout's files sent to a machine without its history): ``DCBENCH_GIT_COMMIT`` as the
-    sender stated it, marked ``(stated)``, else ``unknown``."""
+    sender stated it (``git describe --always --dirty --abbrev=40`` says whether the files were
+    dirty), marked ``(stated)``, else ``unknown``."""
     repo = Path(__file__).resolve().parents[2]  # dcbench/core/runinfo.py -> the checkout
     stated = os.environ.get("DCBENCH_GIT_COMMIT")
     if not (repo / ".git").exists() and stated:

@@ -16,7 +16,6 @@ initial k-means, ACC and mean loss terms over the first epoch, and the final ACC
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +45,7 @@ def variant_folder(name: str, dataset: str, out: Path) -> Path:
 def main(argv=None) -> dict:
     from dcbench.core import runinfo
     from dcbench.core.fileio import write_result
+    from dcbench.runner.pretrain_cache import adopt_finished
     from dcbench.runner.store import ResultsStore
     from dcbench.suite import SuiteConfig, parse_seeds, run_suite
 
@@ -68,7 +68,8 @@ def main(argv=None) -> dict:
     seeds, rows = parse_seeds(args.seeds), []
     for name in chosen:
         folder, changes = variant_folder(name, args.dataset, args.out), VARIANTS[name]
-        _share_pretraining(Path(args.pretrained), folder / "pretrained", args.dataset)
+        # the SAEs finished elsewhere (never a checkpoint): only DCN's phase runs
+        adopt_finished(args.pretrained, folder / "pretrained", f"sae__{args.dataset}__seed*.pt")
         sets = args.overrides + [f"dcn.{k}={v}" for k, v in changes.items()]
         run_suite(SuiteConfig(methods="dcn", datasets=args.dataset, seeds=args.seeds, out=folder,
                               data_dir=args.data_dir, overrides=sets, figures=False,
@@ -88,14 +89,6 @@ def main(argv=None) -> dict:
     write_result(Path(args.out), "ablation", result, text)
     print(text)
     return result
-
-
-def _share_pretraining(source: Path, target: Path, dataset: str) -> None:
-    """Copy the finished SAE weights of ``dataset`` into a variant's cache (never a checkpoint)."""
-    target.mkdir(parents=True, exist_ok=True)
-    for weights in source.glob(f"sae__{dataset}__seed*.pt"):
-        if not (target / weights.name).exists():
-            shutil.copy(weights, target / weights.name)
 
 
 def first_epoch(record: dict) -> dict:

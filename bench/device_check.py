@@ -135,20 +135,17 @@ def pixel_kmeans(device: str, data_dir: str, quick: bool) -> dict:
     """The k-means baseline on MNIST-full's pixels (``quick``: 500 random 8x8 images) where
     ``device`` is: seconds (data on the device, result on the host), iterations, ACC."""
     from dcbench.core.metrics import acc
-    from dcbench.methods import PixelKMeans
+    from dcbench.methods import PixelKMeans, device_kmeans
+    from dcbench.methods.training import resolve_device
 
     x, y = images("mnist-full", data_dir, (500, 1, 8, 8) if quick else None)
-    estimator = METHODS.get("kmeans").build(
-        METHODS.get("kmeans").resolve("mnist-full", {"random_state": 0, "device": device})
-    )
+    spec = METHODS.get("kmeans")
+    estimator = spec.build(spec.resolve("mnist-full", {"random_state": 0, "device": device}))
     PixelKMeans(n_init=1, max_iter=2, device=device).fit(x[:1000])  # warm-up: CUDA context, kernels
     speed_gpu.sync(device)
     started = time.perf_counter()
     estimator.fit(x)
     seconds = time.perf_counter() - started
-    from dcbench.methods import device_kmeans
-    from dcbench.methods.training import resolve_device
-
     on_device = resolve_device(device).type in device_kmeans.DEVICE_TYPES
     return {"samples": len(x), "n_init": estimator.n_init, "seconds": round(seconds, 2),
             "path": "torch, on the device" if on_device else "scikit-learn, on the CPU",

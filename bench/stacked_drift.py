@@ -17,7 +17,6 @@ bench/results/stacked/drift-DATASETS.json and .md with machine, versions and com
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 from dcbench.core import runinfo  # noqa: E402
 from dcbench.core.fileio import load_torch, write_result  # noqa: E402
 from dcbench.runner.plan import config_changes  # noqa: E402
+from dcbench.runner.pretrain_cache import adopt_finished  # noqa: E402
 from dcbench.runner.store import ResultsStore  # noqa: E402
 from dcbench.suite import SuiteConfig, run_suite  # noqa: E402
 
@@ -53,9 +53,7 @@ def main(argv=None) -> dict:
         arms = ("off", "on")
         if args.separate:
             arms = ("on",)
-            (Path(scratch) / "on" / "pretrained").mkdir(parents=True)
-            for weights in (Path(args.separate) / "pretrained").glob("*.pt"):
-                shutil.copy(weights, Path(scratch) / "on" / "pretrained" / weights.name)
+            adopt_finished(Path(args.separate) / "pretrained", Path(scratch) / "on" / "pretrained")
         for stack in arms:
             result = run_suite(SuiteConfig(
                 methods=args.methods, datasets=args.datasets, seeds=args.seeds,

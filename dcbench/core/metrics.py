@@ -41,17 +41,18 @@ def nmi_geometric_from_contingency(counts: np.ndarray) -> float:
     classes or clusters absent, count for nothing)."""
     counts = np.asarray(counts, dtype=np.float64)
     rows, cols = counts.sum(axis=1), counts.sum(axis=0)
+    present = np.ix_(rows > 0, cols > 0)
     rows, cols = rows[rows > 0], cols[cols > 0]
     if rows.size == cols.size == 1:  # one class, one cluster: scikit-learn's convention
         return 1.0
-    mi = mutual_info_score(
-        None, None, contingency=counts[np.ix_(counts.sum(1) > 0, counts.sum(0) > 0)]
-    )
+    mi = mutual_info_score(None, None, contingency=counts[present])
     normalizer = np.sqrt(_entropy(rows) * _entropy(cols))
     return float(mi / max(normalizer, np.finfo(np.float64).eps))
 
 
 def _entropy(counts: np.ndarray) -> float:
+    """scikit-learn's own formula (not scipy's ``entropy``, which rounds differently), so that
+    the NMI from a table is bitwise the NMI from the labels."""
     total = counts.sum()
     return float(-np.sum((counts / total) * (np.log(counts) - np.log(total))))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,18 @@ def embedding_key(method: str, dataset: str, n_samples: int, config: dict[str, A
     k-means reads the seed)."""
     digest = _digest({"n": n_samples, **{k: v for k, v in config.items() if k != "random_state"}})
     return f"{method}__{dataset}__{digest}"
+
+
+def adopt_finished(
+    source: str | os.PathLike, target: str | os.PathLike, pattern: str = "*.pt"
+) -> None:
+    """Copy another cache folder's finished files (weights and embeddings, ``*.pt``; never a
+    checkpoint) into ``target`` for its runs to reuse; a file already there is kept."""
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for finished in Path(source).glob(pattern):
+        if not (target / finished.name).exists():
+            shutil.copy(finished, target / finished.name)
 
 
 class FileCheckpoint:

@@ -189,8 +189,8 @@ def comparison_markdown(results: pd.DataFrame, nmi: str = "geometric") -> str:
     summary = summarize(results)
     nmi_col = NMI_COLUMN[nmi]
     lines = [
-        "| method | dataset | n | ACC ours | ACC paper | Δ ACC | NMI ours | NMI paper | Δ NMI | seconds/run |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | dataset | n | ACC ours | ACC paper | Δ ACC | NMI ours | NMI paper | Δ NMI | seconds/run | pretraining s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ok = results[results["status"] == "ok"]
     for d in ordered(summary["dataset"], DATASETS):
@@ -209,11 +209,14 @@ def comparison_markdown(results: pd.DataFrame, nmi: str = "geometric") -> str:
             if "protocol" in ok:
                 mine &= ok["protocol"] == s["protocol"]
             seconds = ok[mine]["seconds"].mean()
-            cells.append(f"{seconds:.0f}")
+            # the pretraining a row's models start from (shared by its backbone's methods)
+            pretrain = ok[mine]["pretrain_seconds"].mean()
+            cells += [f"{seconds:.0f}", "–" if pd.isna(pretrain) else f"{pretrain:.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
     shown = ordered(summary["method"], METHODS)
     return (
         "\n".join(lines)
         + f"\n\n{caption(nmi, bold=False, methods=shown, protocols=protocols_line(summary))}"
-        " Δ = ours − paper, in points.\n"
+        " Δ = ours − paper, in points. *seconds/run*: the method's own fit; *pretraining s*: the"
+        " pretraining its models start from, one per seed shared by the methods on a backbone.\n"
     )

@@ -82,3 +82,19 @@ def test_the_best_mean_of_each_column_is_bold(tmp_path):
         "| dcec | 40.00 | 85.29 | 30.00 | 83.61 | 1 | **80.00** | 79.00 | **70.00** | 82.57 | 1 |"
         in md
     )
+
+
+def test_the_comparison_shows_each_rows_pretraining_seconds_apart_from_its_fit(tmp_path):
+    from dcbench.reports.tables import comparison_markdown
+
+    store = ResultsStore(tmp_path)
+    store.put(_record("kmeans", "usps", 0, 0.6))
+    for seed, pretrain in enumerate([100.0, 300.0]):
+        store.put({**_record("dcec", "usps", seed, 0.8), "pretrain_seconds": pretrain})
+    rows = {
+        line.split(" | ")[0].strip("| "): line.strip(" |").split(" | ")
+        for line in comparison_markdown(store.dataframe()).splitlines()
+        if line.startswith("| kmeans") or line.startswith("| dcec")
+    }
+    assert rows["dcec"][-2:] == ["1", "200"]  # fit seconds, mean pretraining seconds
+    assert rows["kmeans"][-2:] == ["1", "–"]  # no pretraining

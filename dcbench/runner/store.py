@@ -25,7 +25,7 @@ from dcbench.core.fileio import atomic_write_text
 CSV_COLUMNS = [
     "method", "dataset", "seed", "protocol", "status",
     "acc", "nmi_geometric", "nmi_arithmetic", "ari",
-    "seconds", "device",
+    "seconds", "pretrain_seconds", "device",
 ]  # fmt: skip
 
 

@@ -3,6 +3,7 @@
     python bench/table1.py                  # run what is missing, stage by stage, then report
     python bench/table1.py --report-only    # rebuild comparison.md from the records alone
     python bench/table1.py --device cuda    # the same table on a GPU, into table1-cuda/
+    python bench/table1.py --report-only --readme README.md   # and quote the table there
 
 Stages run in order into ``bench/results/table1/`` (``table1-cuda/`` with ``--device cuda``:
 devices round differently, so they never share a folder; ``--out`` for another; one
@@ -38,6 +39,7 @@ STAGES = [
     (["mnist-full"], DEEP, [0]),
 ]
 DATASETS = ["mnist-full", "mnist-test", "usps"]  # the paper's column order
+README_BLOCK = ("<!-- table1-cells -->", "<!-- /table1-cells -->")  # where --readme quotes it
 
 
 def targets() -> dict[tuple[str, str], int]:
@@ -58,7 +60,11 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--stages", default=None, help="comma list of stage numbers (default: all)")
     p.add_argument("--out", default=None, help="results folder (default: by device, see above)")
+    p.add_argument("--readme", default=None, type=Path, metavar="FILE",
+                   help=f"also quote the cell table in FILE, between {' and '.join(README_BLOCK)}")  # fmt: skip
     args = p.parse_args(argv)
+    if args.readme is not None and readme_parts(args.readme) is None:
+        p.error(f"--readme {args.readme}: needs one {' ... '.join(README_BLOCK)} block to quote in")
     args.out = Path(args.out) if args.out else OUT_BY_DEVICE[args.device]
     if not args.report_only:
         chosen = (
@@ -67,7 +73,7 @@ def main(argv=None) -> int:
         for i in chosen:
             code = run_stage(i, args)
             print(f"stage {i} exited with {code}", flush=True)
-    print(write_report(args.out))
+    print(write_report(args.out, readme=args.readme))
     return 0
 
 
@@ -106,6 +112,7 @@ def run_stage(i: int, args) -> int:
 def cell_table(frame, wanted: dict[tuple[str, str], int]) -> tuple[str, int, int]:
     """The paper's layout: one row per method, per dataset 'ACC / NMI (n/target)' and the
     paper's ACC / NMI. Returns the Markdown, the runs done and the runs wanted."""
+    from dcbench.methods import METHODS
     from dcbench.reports.paper import paper_value
     from dcbench.reports.tables import cell, summarize
 
@@ -117,7 +124,8 @@ def cell_table(frame, wanted: dict[tuple[str, str], int]) -> tuple[str, int, int
     done = 0
     methods = PAPER_METHODS + [m for m in dict.fromkeys(ok["method"]) if m not in PAPER_METHODS]
     for m in methods:
-        cells = [m]
+        paper_name = METHODS.get(m).paper_name if m in METHODS else None
+        cells = [f"{paper_name} (`{m}`)" if paper_name else f"`{m}`"]  # as named there, as typed
         for d in DATASETS:
             mine = ok[(ok["method"] == m) & (ok["dataset"] == d)]
             target = wanted.get((m, d), 0)
@@ -136,7 +144,27 @@ def cell_table(frame, wanted: dict[tuple[str, str], int]) -> tuple[str, int, int
     return "\n".join(lines), done, sum(wanted.values())
 
 
-def write_report(out: Path) -> str:
+def readme_parts(readme: Path) -> tuple[str, str] | None:
+    """The text before and after ``README_BLOCK`` in ``readme``; None without exactly one block."""
+    start, end = README_BLOCK
+    text = readme.read_text() if readme.is_file() else ""
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        return None
+    head, rest = text.split(start)
+    return head, rest.split(end)[1]
+
+
+def quote_in_readme(readme: Path, status: str, table: str) -> None:
+    """Put the report's own cell table (and its status) between ``README_BLOCK``'s markers, so
+    that the README never quotes a number the records do not hold."""
+    from dcbench.core.fileio import atomic_write_text
+
+    head, tail = readme_parts(readme)
+    start, end = README_BLOCK
+    atomic_write_text(readme, f"{head}{start}\n{status}\n\n{table}\n{end}{tail}")
+
+
+def write_report(out: Path, readme: Path | None = None) -> str:
     from dcbench.core import runinfo
     from dcbench.core.fileio import atomic_write_text
     from dcbench.reports.tables import comparison_markdown, protocols_line, summarize
@@ -154,6 +182,8 @@ def write_report(out: Path) -> str:
         f"{comparison_markdown(frame)}"
     )
     atomic_write_text(out / "comparison.md", text)
+    if readme is not None:
+        quote_in_readme(readme, f"Status: {status}.", table)
     meta = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": runinfo.git_commit(),

@@ -28,11 +28,11 @@ def test_report_shows_n_of_target_and_the_paper(script, tmp_path):
             for s, a in ((0, 0.78), (1, 0.80))]  # fmt: skip
     rows.append({**rows[0], "seed": 2, "status": "failed", "acc": None})
     table, done, wanted = script.cell_table(pd.DataFrame(rows), script.targets())
-    line = next(x for x in table.splitlines() if x.startswith("| dcec |"))
+    line = next(x for x in table.splitlines() if x.startswith("| DCEC (`dcec`) |"))
     assert "79.00 ± 1.41" in line and "2/5" in line and "79.00 / 82.57" in line
     assert "0/5" in line  # the MNIST-test cell: nothing yet, the target shown
     assert done == 2 and wanted == sum(script.targets().values())
-    sec = next(x for x in table.splitlines() if x.startswith("| sec |"))
+    sec = next(x for x in table.splitlines() if x.startswith("| SEC (`sec`) |"))
     assert "80.37 / –" in sec
 
 
@@ -59,3 +59,26 @@ def test_a_gpu_table_goes_to_its_own_folder(script, tmp_path, monkeypatch):
     assert (folders["cuda"] / "comparison.md").exists() and not folders["cpu"].exists()
     assert script.main(["--report-only", "--out", str(tmp_path / "mine")]) == 0
     assert (tmp_path / "mine" / "comparison.md").exists() and not folders["cpu"].exists()
+
+
+def test_the_readme_quotes_the_reports_own_table_between_its_markers(script, tmp_path, capsys):
+    from dcbench.runner.store import ResultsStore
+
+    out, readme = tmp_path / "out", tmp_path / "README.md"
+    record = {"method": "dcec", "dataset": "usps", "seed": 0, "status": "ok", "seconds": 1.0,
+              "metrics": {"acc": 0.78, "nmi_geometric": 0.8}, "device": "cpu"}  # fmt: skip
+    ResultsStore(out).put(record)
+    start, end = script.README_BLOCK
+    readme.write_text(f"# intro\n{start}\nold numbers\n{end}\nafter\n")
+    assert script.main(["--report-only", "--out", str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith(f"# intro\n{start}\nStatus: PARTIAL: 1 of") and text.endswith(
+        f"{end}\nafter\n"
+    )
+    assert "old numbers" not in text
+    dcec = next(x for x in text.splitlines() if x.startswith("| DCEC (`dcec`) |"))
+    assert dcec in (out / "comparison.md").read_text() and "78.00" in dcec
+    readme.write_text("no block\n")  # refused before anything runs, in one line
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--report-only", "--out", str(out), "--readme", str(readme)])
+    assert stop.value.code == 2 and "needs one <!-- table1-cells -->" in capsys.readouterr().err

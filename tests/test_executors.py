@@ -318,6 +318,76 @@ def test_a_resumed_clustering_phase_counts_the_earlier_attempts_time(data, tmp_p
     assert 1000.0 < record["seconds"] < 1000.0 + 60
 
 
+def _fits_by_method(monkeypatch, stop_at=None):
+    """Count the deep fits per method; ``stop_at``: the method whose fit is interrupted
+    (KeyboardInterrupt, as a session stop: nothing of its unit reaches the store)."""
+    from dcbench.methods import DeepClusterer
+
+    fits, real_fit = [], DeepClusterer.fit
+
+    def fit(self, *args, **kwargs):
+        method = {"none": "cae-kmeans", "kl": "dec-conv", "kl+rec": "dcec"}[self.loss]
+        fits.append(method)
+        if method == stop_at:
+            raise KeyboardInterrupt
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeepClusterer, "fit", fit)
+    return fits
+
+
+def test_a_unit_interrupted_in_a_later_run_keeps_its_finished_runs(data, tmp_path, monkeypatch):
+    """CAE+k-means and DEC-conv done, DCEC interrupted: the rerun fits only DCEC, and the
+    table is the one an uninterrupted run writes."""
+    methods = ["cae-kmeans", "dec-conv", "dcec"]
+    reference = execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path / "ref"),
+                        progress=False)  # fmt: skip
+    fits = _fits_by_method(monkeypatch, stop_at="dcec")
+    with pytest.raises(KeyboardInterrupt):
+        execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path / "run"), progress=False)
+    assert ResultsStore(tmp_path / "run").records() == []  # the unit never reached the store
+    finished = sorted(
+        p.name.split("__")[0] for p in tmp_path.glob("run/pretrained/*.finished.ckpt")
+    )
+    assert finished == ["cae-kmeans", "dec-conv"]
+
+    fits.clear()
+    monkeypatch.undo()
+    fits = _fits_by_method(monkeypatch)
+    records = execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path / "run"),
+                      progress=False)  # fmt: skip
+    assert fits == ["dcec"]
+    assert outcome(records) == outcome(reference)
+    assert not list(tmp_path.glob("run/pretrained/*.finished.ckpt"))  # stored: gone
+    assert not list(tmp_path.glob("run/pretrained/*.fit.ckpt"))
+    assert all(Path(r["pretrain_file"]).exists() for r in records)
+
+
+def test_a_unit_stopped_before_its_pretraining_was_stored_stores_it_on_the_rerun(
+    data, tmp_path, monkeypatch
+):
+    """Every run finished, the driver interrupted before it saved the unit: the rerun fits
+    nothing again and still writes the pretrained weights that the records point to."""
+    from dcbench.runner.pretrain_cache import PretrainCache
+
+    methods = ["cae-kmeans", "dec-conv"]
+    real_save = PretrainCache.save
+
+    def stopped(self, key, state):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PretrainCache, "save", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path), progress=False)
+    assert len(list(tmp_path.glob("pretrained/*.finished.ckpt"))) == 2
+    monkeypatch.setattr(PretrainCache, "save", real_save)
+    fits = _fits_by_method(monkeypatch)
+    records = execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path), progress=False)
+    assert fits == [] and [r["status"] for r in records] == ["ok", "ok"]
+    assert all(Path(r["pretrain_file"]).exists() for r in records)
+    assert not list(tmp_path.glob("pretrained/*.finished.ckpt"))
+
+
 class _CountingReplacements(InProcess):
     replaced = 0
 

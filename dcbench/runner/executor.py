@@ -29,6 +29,7 @@ from dcbench.runner.work import (
     UnitResult,
     failed_records,
     make_units,
+    run_name,
 )
 
 
@@ -126,7 +127,7 @@ def store_unit(
     if unit.pretrain_key and result.pretrained is not None:
         cache.save(unit.pretrain_key, result.pretrained)
         cache.discard_checkpoint(unit.pretrain_key)  # only now: the state is safe on disk
-    for record, fitted in zip(result.records, result.fitted, strict=True):
+    for run, record, fitted in zip(unit.runs, result.records, result.fitted, strict=True):
         if unit.pretrain_key and "pretrain_reused" in record:
             record["pretrain_file"] = str(cache.path(unit.pretrain_key))
         if fitted is not None:
@@ -134,6 +135,8 @@ def store_unit(
             save_torch(fitted, model_file)
             record["model_file"] = str(model_file)
         store.put(record)
+        if unit.pretrain_key and record["status"] == "ok":  # only now: the record is on disk
+            cache.finished_run(run_name(run), run.config, record["n_samples"]).discard()
     return result.records
 
 

@@ -109,8 +109,16 @@ class PretrainCache:
 
     def fit_checkpoint(self, name: str, config: dict[str, Any], n_samples: int) -> FileCheckpoint:
         """Where one run's clustering phase saves its progress (``NAME__DIGEST.fit.ckpt``)."""
-        digest = _digest({"n": n_samples, **config})
-        return FileCheckpoint(self.directory / f"{name}__{digest}.fit.ckpt")
+        return FileCheckpoint(self._run_stem(name, config, n_samples) + ".fit.ckpt")
+
+    def finished_run(self, name: str, config: dict[str, Any], n_samples: int) -> FileCheckpoint:
+        """One run's record and fitted state from when it finished until the driver has stored
+        them (``NAME__DIGEST.finished.ckpt``): a unit interrupted in a later run (a session
+        stopped during DCEC, after DEC-conv) does not fit this one again."""
+        return FileCheckpoint(self._run_stem(name, config, n_samples) + ".finished.ckpt")
+
+    def _run_stem(self, name: str, config: dict[str, Any], n_samples: int) -> str:
+        return str(self.directory / f"{name}__{_digest({'n': n_samples, **config})}")
 
     def load_embedding(self, key: str) -> dict[str, Any] | None:
         return load_torch(self.directory / f"{key}.embedding.pt")

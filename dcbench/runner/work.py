@@ -174,20 +174,23 @@ def fit_one(
     spec = method_spec(run.method)
     record = new_record(run, data, device)
     estimator, error = None, None
-    checkpoint = None
+    checkpoint = finished = None
     start = time.perf_counter()
     try:
         estimator = spec.build(config_on(run, device))
         if shared is not None and shared.key is not None:
             # pretraining is shared by the methods on the same backbone: timed and recorded apart
             pretrained, reused = shared.get(estimator)
+            finished = shared.cache.finished_run(run_name(run), run.config, data.n_samples)
+            if (kept := finished.load()) is not None:
+                # done before its unit was interrupted; the pretraining above (from the cache,
+                # or finished from its checkpoint) is still stored with the unit: its record
+                # points to it
+                return kept["record"], kept["fitted"]
             record.update(pretrain_reused=reused, pretrain_seconds=pretrained.get("seconds"))
             start = time.perf_counter()
-            # (':' as '-', not safe_name's '+': the names of checkpoints already on disk)
-            name = f"{run.method.replace(':', '-')}__{run.dataset}__seed{run.seed}"
-            checkpoint = shared.cache.fit_checkpoint(name, run.config, data.n_samples)
+            checkpoint = shared.cache.fit_checkpoint(run_name(run), run.config, data.n_samples)
             estimator.fit(data.x, data.y, pretrained=pretrained, checkpoint=checkpoint)
-            checkpoint.discard()
         elif shared is not None and hasattr(estimator, "embedding_state"):
             record["embedding_reused"] = fit_sharing_embedding(estimator, run, data, shared.cache)
         else:
@@ -199,7 +202,18 @@ def fit_one(
         # resumed: the earlier attempts' time (up to their last checkpoint) counts too
         seconds += checkpoint.earlier_seconds
         record["resumed_after_seconds"] = checkpoint.earlier_seconds
-    return finish_record(record, data, estimator if error is None else error, seconds)
+    record, fitted = finish_record(record, data, estimator if error is None else error, seconds)
+    if checkpoint is not None and record["status"] == "ok":
+        # kept until the driver stores it (store_unit), then the phase's progress can go
+        finished.save({"record": record, "fitted": fitted})
+        checkpoint.discard()
+    return record, fitted
+
+
+def run_name(run: Run) -> str:
+    """A run's name in the cache folder's checkpoints; ':' as '-', not safe_name's '+': the
+    names of checkpoints already on disk."""
+    return f"{run.method.replace(':', '-')}__{run.dataset}__seed{run.seed}"
 
 
 def fit_sharing_embedding(estimator, run: Run, data: ImageDataset, cache: PretrainCache) -> bool:

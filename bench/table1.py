@@ -1,14 +1,16 @@
 """The Table 1 campaign: every cell of the DCEC paper's Table 1 into one results folder.
 
-    python bench/table1.py                  # run what is missing, stage by stage, then report
+    python bench/table1.py                  # run what is missing, stage after stage, then report
     python bench/table1.py --report-only    # rebuild comparison.md from the records alone
     python bench/table1.py --device cuda    # the same table on a GPU, into table1-cuda/
     python bench/table1.py --report-only --readme README.md   # and quote the table there
 
 Stages run in order into ``bench/results/table1/`` (``table1-cuda/`` with ``--device cuda``:
 devices round differently, so they never share a folder; ``--out`` for another; one
-``run_all`` at a time: the folder's lock), each with ``--order seed`` (one seed of everything
-before a second seed of anything), ``--jobs 2`` and one thread per run. Every stage resumes: finished runs are skipped, and an
+``run_all`` at a time: the folder's lock), all in one suite run, so that a worker done with
+one stage starts the next one's units while the other finishes its long one. Each stage is
+ordered ``--order seed`` (one seed of everything before a second seed of anything), with
+``--jobs 2`` and one thread per run. Everything resumes: finished runs are skipped, and an
 interrupted pretraining or clustering phase resumes from its checkpoint in ``pretrained/``.
 ``comparison.md`` shows the table as the paper lays it out (methods x datasets), each cell
 with its n seeds out of the target, the paper beside it, and the campaign's status.
@@ -68,11 +70,12 @@ def main(argv=None) -> int:
     args.out = Path(args.out) if args.out else OUT_BY_DEVICE[args.device]
     if not args.report_only:
         chosen = (
-            range(len(STAGES)) if args.stages is None else [int(s) for s in args.stages.split(",")]
+            list(range(len(STAGES)))
+            if args.stages is None
+            else [int(s) for s in args.stages.split(",")]
         )
-        for i in chosen:
-            code = run_stage(i, args)
-            print(f"stage {i} exited with {code}", flush=True)
+        code = run_stages(chosen, args)
+        print(f"stages {chosen} exited with {code}", flush=True)
     print(write_report(args.out, readme=args.readme))
     return 0
 
@@ -84,25 +87,29 @@ def stage_times(out: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def run_stage(i: int, args) -> int:
-    """One stage as a suite run in this process; its output goes to ``logs/table1.log``."""
+def run_stages(chosen: list[int], args) -> int:
+    """The chosen stages as one suite run in this process, their grids planned in stage order
+    (a worker done with one stage starts the next one's units at once, rather than waiting for
+    the stage's last long unit); its output goes to ``logs/table1.log``."""
     from dcbench.suite import SuiteConfig, run_suite
 
-    datasets, methods, seeds = STAGES[i]
+    grids = [(methods, datasets, seeds) for datasets, methods, seeds in (STAGES[i] for i in chosen)]
     config = SuiteConfig(
-        methods=methods, datasets=datasets, seeds=seeds, out=args.out, data_dir=args.data_dir,
+        grids=grids, out=args.out, data_dir=args.data_dir,
         device=args.device, jobs=args.workers, threads=1, order="seed", progress=False,
     )  # fmt: skip
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
     with open(args.out / "logs" / "table1.log", "a") as log:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            print(f"== stage {i} at {stamp}: {datasets} x {methods} x seeds {seeds}", flush=True)
+            for i in chosen:
+                datasets, methods, seeds = STAGES[i]
+                print(f"== stage {i} at {stamp}: {datasets} x {methods} x seeds {seeds}")
             started = time.perf_counter()
             result = run_suite(config)
-    # each stage's wall time (with its device and runs done), for meta.json: what a whole
+    # the stages' wall time (with their device and runs done), for meta.json: what a whole
     # table costs on a GPU is measured here, not projected
-    entry = {"stage": i, "started": stamp, "device": args.device, "workers": args.workers,
+    entry = {"stages": chosen, "started": stamp, "device": args.device, "workers": args.workers,
              "runs_done": len(result.records), "wall_seconds": round(time.perf_counter() - started)}  # fmt: skip
     with open(args.out / "logs" / "stage_times.jsonl", "a") as times:
         times.write(json.dumps(entry) + "\n")

@@ -32,7 +32,8 @@ class SuiteConfig:
 
     ``methods``, ``datasets`` and ``tsne`` take a comma string or a list of names; ``seeds`` a
     count, a comma string (``"0,3,7"``) or a list; ``overrides`` ``--set`` items
-    (``"dcec.gamma=0.2"``) or a mapping ``{method or "*": {parameter: value}}``.
+    (``"dcec.gamma=0.2"``) or a mapping ``{method or "*": {parameter: value}}``; ``grids``
+    (methods, datasets, seeds) triples in those forms.
     """
 
     methods: str | Sequence[str] = "paper"
@@ -57,6 +58,10 @@ class SuiteConfig:
     tsne_samples: int = 1000
     figures: bool = True
     progress: bool = True
+    # instead of methods x datasets x seeds: several such (methods, datasets, seeds) grids,
+    # planned one after another into one run (a campaign's stages: no worker waits for the
+    # last long unit of one stage before the next stage's units start)
+    grids: Sequence[tuple[Any, Any, Any]] = ()
 
 
 @dataclass
@@ -87,11 +92,19 @@ def run_suite(config: SuiteConfig) -> SuiteResult:
 
     PROTOCOLS.get(config.protocol)  # an unknown name: one line, before anything else
     parse_choice(config.order, "--order", list(ORDERS))
-    method_text = _names(config.methods)
-    register_combinations(method_text)
-    methods = parse_names(method_text, METHODS, "method", method_aliases())
-    datasets = parse_names(_names(config.datasets), DATASETS, "dataset", {"paper": PAPER_DATASETS})
-    seeds = parse_seeds(_seeds(config.seeds))
+    grids = []
+    for grid_methods, grid_datasets, grid_seeds in config.grids or [
+        (config.methods, config.datasets, config.seeds)
+    ]:
+        method_text = _names(grid_methods)
+        register_combinations(method_text)
+        grids.append((
+            parse_names(method_text, METHODS, "method", method_aliases()),
+            parse_names(_names(grid_datasets), DATASETS, "dataset", {"paper": PAPER_DATASETS}),
+            parse_seeds(_seeds(grid_seeds)),
+        ))  # fmt: skip
+    methods = list(dict.fromkeys(m for grid in grids for m in grid[0]))
+    datasets = list(dict.fromkeys(d for grid in grids for d in grid[1]))
     nmi = parse_choice(config.nmi, "--nmi", ["geometric", "arithmetic"])
     device = runinfo.resolve_device(config.device)
     data_dir = check_readable_dir(str(config.data_dir)) if config.data_dir else None
@@ -116,18 +129,24 @@ def run_suite(config: SuiteConfig) -> SuiteResult:
     with store.exclusive():  # a second run on the same folder stops with a clear error
         data = {name: load_dataset(name, data_dir) for name in datasets}
         classes = {n: d.n_classes for n, d in data.items()}
-        plan = make_plan(
-            methods, datasets, seeds, overrides, classes, config.protocol, config.order, device
-        )
+        runs: dict[tuple[str, str, int], Any] = {}  # a run in two grids is planned once
+        for grid_methods, grid_datasets, grid_seeds in grids:
+            for run in make_plan(grid_methods, grid_datasets, grid_seeds, overrides, classes,
+                                 config.protocol, config.order, device):  # fmt: skip
+                runs.setdefault((run.method, run.dataset, run.seed), run)
+        plan = list(runs.values())
         todo = pending_runs(plan, store, force=config.force, device=device)
         where = runinfo.device_name(device) + {"ray": " (Ray)", "local": ""}[executor]
         if config.jobs > 1:
             where += f" ({config.jobs} worker processes)"
         where += f", {config.threads} thread{'s' * (config.threads > 1)} per run"
         where += ", seeds stacked" if stack else ""
+        shape = " + ".join(
+            f"{len(m)} methods x {len(d)} datasets x {len(s)} seeds" for m, d, s in grids
+        )
         print(
-            f"{len(plan)} runs planned ({len(methods)} methods x {len(datasets)} datasets x "
-            f"{len(seeds)} seeds, protocol {config.protocol}), {len(plan) - len(todo)} already "
+            f"{len(plan)} runs planned ({shape}, protocol {config.protocol}), "
+            f"{len(plan) - len(todo)} already "
             f"done, {len(todo)} to run on {where}",
             file=sys.stderr,
         )

@@ -36,17 +36,26 @@ def test_report_shows_n_of_target_and_the_paper(script, tmp_path):
     assert "80.37 / –" in sec
 
 
-def test_a_stage_runs_in_process_into_the_folder_and_resumes(script, tmp_path, monkeypatch):
+def test_the_stages_run_in_process_as_one_suite_into_the_folder_and_resume(
+    script, tmp_path, monkeypatch
+):
     import argparse
 
-    monkeypatch.setattr(script, "STAGES", [(["digits"], ["kmeans"], [0, 1])])
+    monkeypatch.setattr(script, "STAGES", [(["digits"], ["kmeans"], [0, 1]),
+                                           (["digits"], ["sec"], [0])])  # fmt: skip
     args = argparse.Namespace(workers=1, device="cpu", data_dir=str(tmp_path), out=tmp_path)
-    assert script.run_stage(0, args) == 0
+    assert script.run_stages([0, 1], args) == 0
     assert sorted(p.name for p in (tmp_path / "records").glob("*.json")) == [
-        "kmeans__digits__seed0.json", "kmeans__digits__seed1.json"]  # fmt: skip
-    assert script.run_stage(0, args) == 0  # again: nothing to do
+        "kmeans__digits__seed0.json", "kmeans__digits__seed1.json", "sec__digits__seed0.json"]  # fmt: skip
     log = (tmp_path / "logs" / "table1.log").read_text()
-    assert "== stage 0" in log and "2 already done" in log
+    assert "== stage 0" in log and "== stage 1" in log
+    assert log.count("runs planned") == 1  # one suite: the stages share its workers
+    assert (
+        "3 runs planned (1 methods x 1 datasets x 2 seeds + 1 methods x 1 datasets x 1 seeds" in log
+    )
+    assert script.run_stages([1], args) == 0  # again: nothing to do
+    assert "1 already done" in (tmp_path / "logs" / "table1.log").read_text()
+    assert [t["stages"] for t in script.stage_times(tmp_path)] == [[0, 1], [1]]
     assert "complete" in script.write_report(tmp_path).splitlines()[0]
 
 

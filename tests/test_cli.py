@@ -237,3 +237,20 @@ def test_the_python_entry_point_runs_the_suite_without_the_command_line(tmp_path
     with pytest.raises(UsageError, match="unknown method 'nope'"):
         run_suite(SuiteConfig(methods="nope", out=tmp_path / "x"))
     assert not (tmp_path / "x").exists()
+
+
+def test_several_grids_are_planned_in_their_order_into_one_run(tmp_path):
+    """A campaign's stages as grids: each grid's runs in its order, the next grid's after
+    them, a run in two grids planned once, and bad names still one line."""
+    from dcbench.suite import SuiteConfig, run_suite
+
+    grids = [("kmeans", "digits", [1]), (["sec", "kmeans"], "digits", "0,1")]
+    result = run_suite(SuiteConfig(grids=grids, out=tmp_path, figures=False, progress=False,
+                                   overrides={"*": {"n_init": 2}}))  # fmt: skip
+    assert result.planned == 4 and not result.failed
+    assert [(r["method"], r["seed"]) for r in result.records] == [
+        ("kmeans", 1), ("sec", 0), ("kmeans", 0), ("sec", 1)]  # fmt: skip
+    with pytest.raises(UsageError, match="unknown method 'nope'"):
+        run_suite(SuiteConfig(grids=[("kmeans", "digits", 1), ("nope", "digits", 1)],
+                              out=tmp_path / "x"))  # fmt: skip
+    assert not (tmp_path / "x").exists()

@@ -272,8 +272,10 @@ pretrain_batch_size
                 {"epoch": epoch + 1, "rec": mean_loss, "seconds": time.perf_counter() - started}
             )
             # at most once a minute (an SAE state is 26 MB, hashed and synced): a kill loses
-            # under a minute; the last epoch needs none, its state goes to the cache
-            if saver.due() and epoch + 1 < self.pretrain_epochs:
+            # under a minute; and after the last epoch, since the state reaches the cache only
+            # with its whole unit: a unit resumed after its runs finished then trains nothing
+            last = epoch + 1 == self.pretrain_epochs
+            if saver.due() or (last and saver.checkpoint is not None):
                 saver.save(
                     {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "generator": generator.get_state(), "history": history}

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import blobs
 
 from dcbench.cli import main
 from dcbench.core.fileio import load_torch, save_torch
 from dcbench.datasets import ImageDataset
 from dcbench.methods import METHODS
-from dcbench.runner.backends import InProcess, LocalProcesses
+from dcbench.runner.backends import InProcess, LocalProcesses, _Backend
 from dcbench.runner.executor import execute
 from dcbench.runner.plan import make_plan
 from dcbench.runner.pretrain_cache import FileCheckpoint
@@ -140,10 +141,8 @@ def test_a_gpu_share_outside_0_1_is_refused_in_one_line():
         RayExecutor({}, "cuda", gpus_per_run=1.5)
 
 
-class _DeadWorker:
+class _DeadWorker(_Backend):
     """A backend whose first unit's worker dies."""
-
-    slots = 1
 
     def __init__(self, data):
         self.inner, self.calls, self.recovered = InProcess(data, "cpu"), 0, 0
@@ -158,9 +157,6 @@ class _DeadWorker:
 
     def recover(self):
         self.recovered += 1
-
-    def close(self):
-        pass
 
 
 def test_a_dead_worker_is_recorded_as_failed_and_the_others_go_on(data, tmp_path):
@@ -360,7 +356,10 @@ def test_a_unit_interrupted_in_a_later_run_keeps_its_finished_runs(data, tmp_pat
     assert outcome(records) == outcome(reference)
     assert not list(tmp_path.glob("run/pretrained/*.finished.ckpt"))  # stored: gone
     assert not list(tmp_path.glob("run/pretrained/*.fit.ckpt"))
-    assert all(Path(r["pretrain_file"]).exists() for r in records)
+    # the weights stored with the unit are the ones its restored runs were fitted from
+    (stored,), (want,) = ({r["pretrain_file"] for r in rs} for rs in (records, reference))
+    for key, weights in load_torch(want)["model"].items():
+        assert torch.equal(load_torch(stored)["model"][key], weights), key
 
 
 def test_a_unit_stopped_before_its_pretraining_was_stored_stores_it_on_the_rerun(
@@ -386,6 +385,45 @@ def test_a_unit_stopped_before_its_pretraining_was_stored_stores_it_on_the_rerun
     assert fits == [] and [r["status"] for r in records] == ["ok", "ok"]
     assert all(Path(r["pretrain_file"]).exists() for r in records)
     assert not list(tmp_path.glob("pretrained/*.finished.ckpt"))
+
+
+def test_a_kept_run_is_restored_only_for_the_same_run(tmp_path):
+    """Same protocol, config and pretraining (its key names the device type), or refitted;
+    a file that cannot be written is a warning, not a failed run."""
+    import dataclasses
+
+    from dcbench.runner.work import finished_result, keep_finished
+
+    (run,) = plan(["dcec"], seeds=(0,))
+    path, key = tmp_path / "dcec.finished.ckpt", "cae__tiny__seed0__cpu"
+    record = {"method": "dcec", "protocol": run.protocol, "config": run.config}
+    keep_finished(path, record, {"labels": [1, 0]}, key)
+    assert finished_result(path, run, key) == (record, {"labels": [1, 0]})
+    assert finished_result(path, run, "cae__tiny__seed0__cuda") is None
+    assert finished_result(path, dataclasses.replace(run, protocol="paper-text"), key) is None
+    changed = dataclasses.replace(run, config={**run.config, "gamma": 0.5})
+    assert finished_result(path, changed, key) is None
+    assert finished_result(tmp_path / "none.finished.ckpt", run, key) is None
+    (tmp_path / "a-file").write_text("")
+    with pytest.warns(UserWarning, match="could not keep dcec.finished.ckpt"):
+        keep_finished(tmp_path / "a-file" / "dcec.finished.ckpt", record, None, key)
+
+
+def test_the_driver_drops_a_stored_runs_kept_file_where_its_workers_kept_it(tmp_path):
+    """Workers with a folder of their own (Ray's shared folder): the kept file goes there too."""
+    from dcbench.runner.executor import store_unit
+    from dcbench.runner.pretrain_cache import PretrainCache
+    from dcbench.runner.work import Unit, UnitResult, run_name
+
+    (run,) = plan(["dcec"], seeds=(0,))
+    workers = PretrainCache(tmp_path / "shared")
+    kept = workers.finished_run(run_name(run), run.config, 60)
+    save_torch({"anything": 1}, kept)
+    record = {"method": "dcec", "dataset": "tiny", "seed": 0, "status": "ok", "n_samples": 60}
+    store = ResultsStore(tmp_path / "out")
+    result = UnitResult([record], [None])
+    store_unit(result, Unit((run,), "key"), store, PretrainCache(store.pretrained_dir), workers)
+    assert store.get("dcec", "tiny", 0) is not None and not kept.exists()
 
 
 class _CountingReplacements(InProcess):

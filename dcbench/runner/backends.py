@@ -26,6 +26,11 @@ EXECUTORS = ("local", "ray")
 class _Backend:
     slots = 1
 
+    def worker_cache(self, cache: PretrainCache) -> PretrainCache | None:
+        """The folder where this backend's workers keep checkpoints (and finished runs) for
+        the driver's ``cache``: the same folder, unless the workers have their own."""
+        return cache
+
     def recover(self) -> None:
         """Called after a worker died; the default has nothing to repair."""
 
@@ -177,6 +182,10 @@ class RayExecutor(_Backend):
         self._task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=max_retries)(
             _run_on_ray
         )
+
+    def worker_cache(self, cache: PretrainCache) -> PretrainCache | None:
+        """The shared folder (or none: each task's scratch folder goes with it)."""
+        return PretrainCache(self.shared_dir) if self.shared_dir else None
 
     def submit(self, unit: Unit, cache: PretrainCache) -> Future:
         if hasattr(unit, "units"):  # stacked: each seed's cached state

@@ -84,6 +84,7 @@ def execute(
         units = stack_units(units)
     cache = PretrainCache(store.pretrained_dir)
     backend = backend or InProcess(data, device)
+    workers_cache = backend.worker_cache(cache)  # where finished runs wait to be stored
     records: list[dict[str, Any]] = []
     queue: deque[Unit] = deque(units)
     in_flight: dict = {}
@@ -105,7 +106,7 @@ def execute(
                         backend.recover()
                     if result.device_error:  # its process's CUDA context may be spoiled
                         backend.replace_workers()
-                    for record in store_unit(result, unit, store, cache):
+                    for record in store_unit(result, unit, store, cache, workers_cache):
                         records.append(record)
                         _report(bar, record, f"{len(records)}/{len(runs)}")
         finally:
@@ -114,15 +115,20 @@ def execute(
 
 
 def store_unit(
-    result: UnitResult, unit: Unit, store: ResultsStore, cache: PretrainCache
+    result: UnitResult,
+    unit: Unit,
+    store: ResultsStore,
+    cache: PretrainCache,
+    workers_cache: PretrainCache | None = None,
 ) -> list[dict[str, Any]]:
     """Write a unit's pretrained state, fitted models and records (records last: a record
-    on disk means everything it points to is there)."""
+    on disk means everything it points to is there); then drop the finished runs the
+    workers kept in ``workers_cache`` for an interruption."""
     if result.parts is not None:  # a stacked unit: each seed's unit as if it ran alone
         return [
             record
             for sub, part in zip(unit.units, result.parts, strict=True)
-            for record in store_unit(part, sub, store, cache)
+            for record in store_unit(part, sub, store, cache, workers_cache)
         ]
     if unit.pretrain_key and result.pretrained is not None:
         cache.save(unit.pretrain_key, result.pretrained)
@@ -135,8 +141,9 @@ def store_unit(
             save_torch(fitted, model_file)
             record["model_file"] = str(model_file)
         store.put(record)
-        if unit.pretrain_key and record["status"] == "ok":  # only now: the record is on disk
-            cache.finished_run(run_name(run), run.config, record["n_samples"]).discard()
+        if workers_cache and unit.pretrain_key and record["status"] == "ok":  # now on disk
+            path = workers_cache.finished_run(run_name(run), run.config, record["n_samples"])
+            path.unlink(missing_ok=True)
     return result.records
 
 

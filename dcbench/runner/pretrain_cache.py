@@ -4,7 +4,8 @@ the spectral methods' seed-independent embeddings (``*.embedding.pt``).
 Every method that shares a backbone reuses the same pretrained weights, in the same run or a
 later one. Pretraining checkpoints after an epoch at most once a minute, so an interruption
 loses at most about a minute; the clustering phases of DEC / IDEC / DCEC and DEPICT checkpoint here too
-(``*.fit.ckpt``, at most once a minute). Files carry a checksum and are written atomically: a
+(``*.fit.ckpt``, at most once a minute), and a finished run of a unit waits here
+(``*.finished.ckpt``) until the driver has stored it. Files carry a checksum and are written atomically: a
 corrupt or truncated file is recomputed, never used.
 """
 
@@ -83,7 +84,8 @@ class FileCheckpoint:
 
 
 class PretrainCache:
-    """The folder of finished pretrained states (``KEY.pt``) and checkpoints (``KEY.ckpt``)."""
+    """The folder of finished pretrained states (``KEY.pt``), their checkpoints (``KEY.ckpt``)
+    and the runs' (``*.fit.ckpt``, ``*.finished.ckpt``)."""
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
@@ -111,11 +113,11 @@ class PretrainCache:
         """Where one run's clustering phase saves its progress (``NAME__DIGEST.fit.ckpt``)."""
         return FileCheckpoint(self._run_stem(name, config, n_samples) + ".fit.ckpt")
 
-    def finished_run(self, name: str, config: dict[str, Any], n_samples: int) -> FileCheckpoint:
-        """One run's record and fitted state from when it finished until the driver has stored
-        them (``NAME__DIGEST.finished.ckpt``): a unit interrupted in a later run (a session
-        stopped during DCEC, after DEC-conv) does not fit this one again."""
-        return FileCheckpoint(self._run_stem(name, config, n_samples) + ".finished.ckpt")
+    def finished_run(self, name: str, config: dict[str, Any], n_samples: int) -> Path:
+        """Where one run's record and fitted state wait from when it finished until the driver
+        has stored them (``NAME__DIGEST.finished.ckpt``): a unit interrupted in a later run (a
+        session stopped during DCEC, after DEC-conv) does not fit this one again."""
+        return Path(self._run_stem(name, config, n_samples) + ".finished.ckpt")
 
     def _run_stem(self, name: str, config: dict[str, Any], n_samples: int) -> str:
         return str(self.directory / f"{name}__{_digest({'n': n_samples, **config})}")

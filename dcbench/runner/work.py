@@ -10,8 +10,10 @@ import contextlib
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from dcbench.core import runinfo
+from dcbench.core.fileio import load_torch, save_torch
 from dcbench.core.metrics import evaluate
 from dcbench.datasets import ImageDataset
 from dcbench.methods import METHODS, combination
@@ -182,11 +185,10 @@ def fit_one(
             # pretraining is shared by the methods on the same backbone: timed and recorded apart
             pretrained, reused = shared.get(estimator)
             finished = shared.cache.finished_run(run_name(run), run.config, data.n_samples)
-            if (kept := finished.load()) is not None:
+            if (kept := finished_result(finished, run, shared.key)) is not None:
                 # done before its unit was interrupted; the pretraining above (from the cache,
-                # or finished from its checkpoint) is still stored with the unit: its record
-                # points to it
-                return kept["record"], kept["fitted"]
+                # or its final checkpoint) is still stored with the unit: the record points to it
+                return kept
             record.update(pretrain_reused=reused, pretrain_seconds=pretrained.get("seconds"))
             start = time.perf_counter()
             checkpoint = shared.cache.fit_checkpoint(run_name(run), run.config, data.n_samples)
@@ -204,10 +206,32 @@ def fit_one(
         record["resumed_after_seconds"] = checkpoint.earlier_seconds
     record, fitted = finish_record(record, data, estimator if error is None else error, seconds)
     if checkpoint is not None and record["status"] == "ok":
-        # kept until the driver stores it (store_unit), then the phase's progress can go
-        finished.save({"record": record, "fitted": fitted})
+        keep_finished(finished, record, fitted, shared.key)
         checkpoint.discard()
     return record, fitted
+
+
+def keep_finished(path: Path, record: dict, fitted: dict | None, pretrain_key: str) -> None:
+    """Keep a finished run's result at ``path`` until the driver has stored it (``store_unit``
+    discards it). Only a shortcut for an interrupted unit: a file that cannot be written is a
+    warning, never a failed run."""
+    try:
+        save_torch({"record": record, "fitted": fitted, "pretrain_key": pretrain_key}, path)
+    except OSError as exc:
+        warnings.warn(f"could not keep {path.name} ({exc}): if this unit is interrupted "
+                      "before it is stored, the run is fitted again", stacklevel=2)  # fmt: skip
+
+
+def finished_result(path: Path, run: Run, pretrain_key: str) -> tuple[dict, dict | None] | None:
+    """The record and fitted state kept at ``path``, if they are this run's: the same
+    protocol and config, fitted from the same pretraining (whose key names the device type)."""
+    kept = load_torch(path)
+    if kept is None or kept.get("pretrain_key") != pretrain_key:
+        return None
+    record = kept["record"]
+    if (record["protocol"], record["config"]) != (run.protocol, run.config):
+        return None
+    return record, kept["fitted"]
 
 
 def run_name(run: Run) -> str:

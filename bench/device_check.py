@@ -22,8 +22,9 @@
    measurement.
 
 Writes ``bench/results/device-check/device_check.json`` and ``.md`` (device, versions,
-commit). Then the second command, the table itself, whose ``meta.json`` records each stage's
-wall time: ``python bench/table1.py --device cuda --workers W``.
+commit). Then the second command, the table itself, whose ``meta.json`` records the measured
+wall time of each call (its stages run as one suite): ``python bench/table1.py --device cuda
+--workers W``.
 """
 
 from __future__ import annotations
@@ -250,8 +251,8 @@ def markdown(result: dict) -> str:
               "| setting | pretraining s | clustering s | total s |", "|---|---:|---:|---:|"]  # fmt: skip
     lines += [f"| {label} | {p['pretraining_s']} | {p['clustering_s']} | {p['total_s']} |"
               for label, p in result["projected_table1_deep_runs"].items()]  # fmt: skip
-    lines += ["", "Then: `python bench/table1.py --device cuda --workers W` (meta.json: wall time "
-              "per stage)."]  # fmt: skip
+    lines += ["", "Then: `python bench/table1.py --device cuda --workers W` (meta.json: its measured "
+              "wall time)."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

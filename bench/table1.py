@@ -55,6 +55,8 @@ def targets() -> dict[tuple[str, str], int]:
 
 
 def main(argv=None) -> int:
+    from dcbench.core.errors import UsageError
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--report-only", action="store_true", help="only rebuild the report")
     p.add_argument("--workers", type=int, default=2, help="worker processes, one thread each")
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
     p.add_argument("--readme", default=None, type=Path, metavar="FILE",
                    help=f"also quote the cell table in FILE, between {' and '.join(README_BLOCK)}")  # fmt: skip
     args = p.parse_args(argv)
-    if args.readme is not None and readme_parts(args.readme) is None:
+    if args.readme is not None and readme_parts(args.readme) is None:  # before any run
         p.error(f"--readme {args.readme}: needs one {' ... '.join(README_BLOCK)} block to quote in")
     args.out = Path(args.out) if args.out else OUT_BY_DEVICE[args.device]
     if not args.report_only:
@@ -76,7 +78,10 @@ def main(argv=None) -> int:
         )
         code = run_stages(chosen, args)
         print(f"stages {chosen} exited with {code}", flush=True)
-    print(write_report(args.out, readme=args.readme))
+    try:
+        print(write_report(args.out, readme=args.readme))
+    except UsageError as exc:
+        p.error(str(exc))
     return 0
 
 
@@ -90,7 +95,8 @@ def stage_times(out: Path) -> list[dict]:
 def run_stages(chosen: list[int], args) -> int:
     """The chosen stages as one suite run in this process, their grids planned in stage order
     (a worker done with one stage starts the next one's units at once, rather than waiting for
-    the stage's last long unit); its output goes to ``logs/table1.log``."""
+    the stage's last long unit); its output goes to ``logs/table1.log``. Every stage's
+    datasets load first, and a refusal anywhere (a changed config) stops it before any run."""
     from dcbench.suite import SuiteConfig, run_suite
 
     grids = [(methods, datasets, seeds) for datasets, methods, seeds in (STAGES[i] for i in chosen)]
@@ -119,8 +125,7 @@ def run_stages(chosen: list[int], args) -> int:
 def cell_table(frame, wanted: dict[tuple[str, str], int]) -> tuple[str, int, int]:
     """The paper's layout: one row per method, per dataset 'ACC / NMI (n/target)' and the
     paper's ACC / NMI. Returns the Markdown, the runs done and the runs wanted."""
-    from dcbench.methods import METHODS
-    from dcbench.reports.paper import paper_value
+    from dcbench.reports.paper import paper_name, paper_value
     from dcbench.reports.tables import cell, summarize
 
     ok = frame[frame["status"] == "ok"]
@@ -129,10 +134,12 @@ def cell_table(frame, wanted: dict[tuple[str, str], int]) -> tuple[str, int, int
     header = "| method | " + " | ".join(f"{d} ACC | {d} NMI | n | paper" for d in DATASETS) + " |"
     lines = [header, "|---|" + "---:|---:|---:|---:|" * len(DATASETS)]
     done = 0
-    methods = PAPER_METHODS + [m for m in dict.fromkeys(ok["method"]) if m not in PAPER_METHODS]
+    # the paper's rows, then every other targeted or finished method (sec-best-of-9 before it lands)
+    others = dict.fromkeys([m for m, _ in wanted] + list(ok["method"]))
+    methods = PAPER_METHODS + [m for m in others if m not in PAPER_METHODS]
     for m in methods:
-        paper_name = METHODS.get(m).paper_name if m in METHODS else None
-        cells = [f"{paper_name} (`{m}`)" if paper_name else f"`{m}`"]  # as named there, as typed
+        name = paper_name(m)
+        cells = [f"{name} (`{m}`)" if name else f"`{m}`"]  # as the paper names it, as typed
         for d in DATASETS:
             mine = ok[(ok["method"] == m) & (ok["dataset"] == d)]
             target = wanted.get((m, d), 0)
@@ -164,10 +171,13 @@ def readme_parts(readme: Path) -> tuple[str, str] | None:
 def quote_in_readme(readme: Path, status: str, table: str) -> None:
     """Put the report's own cell table (and its status) between ``README_BLOCK``'s markers, so
     that the README never quotes a number the records do not hold."""
+    from dcbench.core.errors import UsageError
     from dcbench.core.fileio import atomic_write_text
 
-    head, tail = readme_parts(readme)
     start, end = README_BLOCK
+    if (parts := readme_parts(readme)) is None:  # edited since the run started
+        raise UsageError(f"--readme {readme}: needs one {start} ... {end} block to quote in")
+    head, tail = parts
     atomic_write_text(readme, f"{head}{start}\n{status}\n\n{table}\n{end}{tail}")
 
 
@@ -189,8 +199,6 @@ def write_report(out: Path, readme: Path | None = None) -> str:
         f"{comparison_markdown(frame)}"
     )
     atomic_write_text(out / "comparison.md", text)
-    if readme is not None:
-        quote_in_readme(readme, f"Status: {status}.", table)
     meta = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": runinfo.git_commit(),
@@ -204,6 +212,8 @@ def write_report(out: Path, readme: Path | None = None) -> str:
         "stage_runs": stage_times(out),
     }
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
+    if readme is not None:  # last: the folder's own files are written whatever the README is
+        quote_in_readme(readme, f"Status: {status}.", table)
     return text
 
 

@@ -33,7 +33,8 @@ class SuiteConfig:
     ``methods``, ``datasets`` and ``tsne`` take a comma string or a list of names; ``seeds`` a
     count, a comma string (``"0,3,7"``) or a list; ``overrides`` ``--set`` items
     (``"dcec.gamma=0.2"``) or a mapping ``{method or "*": {parameter: value}}``; ``grids``
-    (methods, datasets, seeds) triples in those forms.
+    (methods, datasets, seeds) triples in those forms, which replace ``methods``, ``datasets``
+    and ``seeds`` when given.
     """
 
     methods: str | Sequence[str] = "paper"

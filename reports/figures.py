@@ -20,6 +20,7 @@ from dcbench.core.fileio import load_torch  # noqa: E402
 from dcbench.core.metrics import cluster_to_class_map  # noqa: E402
 from dcbench.datasets import DATASETS  # noqa: E402
 from dcbench.methods import METHODS  # noqa: E402
+from dcbench.reports.paper import paper_name  # noqa: E402
 from dcbench.reports.tables import ordered  # noqa: E402
 
 CLASS_COLORS = plt.get_cmap("tab10").colors  # class k is always this color, in every panel
@@ -40,7 +41,7 @@ def save(fig, path_without_suffix: Path) -> list[Path]:
 def panel_title(method: str) -> str:
     if method in PANEL_TITLES:
         return PANEL_TITLES[method]
-    return (METHODS.get(method).paper_name if method in METHODS else None) or method
+    return paper_name(method) or method
 
 
 def fitted_embedding(record: dict, fitted: dict, x: np.ndarray) -> np.ndarray:

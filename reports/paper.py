@@ -47,6 +47,12 @@ def paper_source(method: str) -> str | None:
     return None if method in TABLE1 or spec is None else spec.reference_source
 
 
+def paper_name(method: str) -> str | None:
+    """The method's row name in the paper's Table 1 (its registry entry's), if it has one."""
+    spec = _spec(method)
+    return spec.paper_name if spec else None
+
+
 def _spec(method: str):
     from dcbench.methods import METHODS
 

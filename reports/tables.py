@@ -210,7 +210,7 @@ def comparison_markdown(results: pd.DataFrame, nmi: str = "geometric") -> str:
                 mine &= ok["protocol"] == s["protocol"]
             seconds = ok[mine]["seconds"].mean()
             # the pretraining a row's models start from (shared by its backbone's methods)
-            pretrain = ok[mine]["pretrain_seconds"].mean()
+            pretrain = ok[mine]["pretrain_seconds"].mean() if "pretrain_seconds" in ok else None
             cells += [f"{seconds:.0f}", "–" if pd.isna(pretrain) else f"{pretrain:.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
     shown = ordered(summary["method"], METHODS)

@@ -34,6 +34,8 @@ def test_report_shows_n_of_target_and_the_paper(script, tmp_path):
     assert done == 2 and wanted == sum(script.targets().values())
     sec = next(x for x in table.splitlines() if x.startswith("| SEC (`sec`) |"))
     assert "80.37 / –" in sec
+    grid = next(x for x in table.splitlines() if x.startswith("| SEC (`sec-best-of-9`) |"))
+    assert "| 0/1 | 80.37 / – |" in grid  # targeted: shown before it has run
 
 
 def test_the_stages_run_in_process_as_one_suite_into_the_folder_and_resume(
@@ -85,6 +87,8 @@ def test_the_readme_quotes_the_reports_own_table_between_its_markers(script, tmp
         f"{end}\nafter\n"
     )
     assert "old numbers" not in text
+    assert script.main(["--report-only", "--out", str(out), "--readme", str(readme)]) == 0
+    assert readme.read_text() == text  # quoting again changes nothing
     dcec = next(x for x in text.splitlines() if x.startswith("| DCEC (`dcec`) |"))
     assert dcec in (out / "comparison.md").read_text() and "78.00" in dcec
     readme.write_text("no block\n")  # refused before anything runs, in one line

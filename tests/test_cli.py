@@ -36,6 +36,7 @@ def test_kmeans_on_digits_writes_records_csv_and_tables(tmp_path, capsys):
         "nmi_arithmetic",
         "ari",
         "seconds",
+        "pretrain_seconds",
         "device",
     ]
     assert sorted(csv["seed"]) == [0, 1] and set(csv["status"]) == {"ok"}

@@ -4,6 +4,7 @@
     python bench/table1.py --report-only    # rebuild comparison.md from the records alone
     python bench/table1.py --device cuda    # the same table on a GPU, into table1-cuda/
     python bench/table1.py --report-only --readme README.md   # and quote the table there
+    python bench/table1.py --status         # what is in flight: each checkpoint's progress
 
 Stages run in order into ``bench/results/table1/`` (``table1-cuda/`` with ``--device cuda``:
 devices round differently, so they never share a folder; ``--out`` for another; one
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--report-only", action="store_true", help="only rebuild the report")
+    p.add_argument("--status", action="store_true", help="only show each checkpoint's progress")
     p.add_argument("--workers", type=int, default=2, help="worker processes, one thread each")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
@@ -70,6 +72,9 @@ def main(argv=None) -> int:
     if args.readme is not None and readme_parts(args.readme) is None:  # before any run
         p.error(f"--readme {args.readme}: needs one {' ... '.join(README_BLOCK)} block to quote in")
     args.out = Path(args.out) if args.out else OUT_BY_DEVICE[args.device]
+    if args.status:
+        print(in_flight(args.out))
+        return 0
     if not args.report_only:
         chosen = (
             list(range(len(STAGES)))
@@ -83,6 +88,40 @@ def main(argv=None) -> int:
     except UsageError as exc:
         p.error(str(exc))
     return 0
+
+
+def in_flight(out: Path) -> str:
+    """Each checkpoint in ``out/pretrained``: a pretraining's epochs (of the protocol's, with
+    the median seconds per epoch and what the rest would take at that rate), a clustering
+    phase's last iteration, a finished run waiting for its unit."""
+    import statistics
+
+    from dcbench.core.fileio import load_torch
+    from dcbench.methods import METHODS
+    from dcbench.runner.plan import resolve
+
+    lines = []
+    for path in sorted((out / "pretrained").glob("*.ckpt")):
+        state = load_torch(path)
+        name = path.name.rsplit("__", 1)[0]  # method or backbone, dataset, seed
+        if state is None:
+            lines.append(f"{name}: unreadable (it will be recomputed)")
+        elif path.name.endswith(".finished.ckpt"):
+            lines.append(f"{name}: finished, waiting for the rest of its unit")
+        elif path.name.endswith(".fit.ckpt"):
+            last = state["history"][-1] if state["history"] else {}
+            lines.append(f"{name}: clustering phase at iteration {last.get('iteration', 0)}")
+        else:
+            backbone, dataset = name.split("__")[:2]
+            done = len(state["history"])
+            per_epoch = statistics.median(h["seconds"] for h in state["history"])
+            line = f"{name}: pretraining epoch {done}"
+            if f"{backbone}-kmeans" in METHODS:  # the table's backbones (not DEPICT's, say)
+                total = resolve(f"{backbone}-kmeans", dataset, "paper", {})["pretrain_epochs"]
+                line += (f" of {total}, {per_epoch:.0f} s per epoch (median), about "
+                         f"{(total - done) * per_epoch / 3600:.1f} h left")  # fmt: skip
+            lines.append(line)
+    return "\n".join(lines) or f"nothing in flight in {out / 'pretrained'}"
 
 
 def stage_times(out: Path) -> list[dict]:

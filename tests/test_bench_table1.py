@@ -95,3 +95,27 @@ def test_the_readme_quotes_the_reports_own_table_between_its_markers(script, tmp
     with pytest.raises(SystemExit) as stop:
         script.main(["--report-only", "--out", str(out), "--readme", str(readme)])
     assert stop.value.code == 2 and "needs one <!-- table1-cells -->" in capsys.readouterr().err
+
+
+def test_status_shows_each_checkpoints_progress(script, tmp_path, capsys):
+    from dcbench.core.fileio import save_torch
+
+    folder = tmp_path / "pretrained"
+    history = [
+        {"epoch": e, "rec": 0.1, "seconds": s} for e, s in ((1, 90.0), (2, 100.0), (3, 400.0))
+    ]
+    save_torch({"history": history}, folder / "cae__mnist-full__seed0__abc.ckpt")
+    save_torch({"history": [{"iteration": 280}]}, folder / "dcec__usps__seed1__def.fit.ckpt")
+    save_torch({"record": {}}, folder / "dec-conv__usps__seed1__123.finished.ckpt")
+    (folder / "sae__usps__seed2__bad.ckpt").write_bytes(b"torn")
+    assert script.main(["--status", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # 197 epochs left at the median 100 s: 5.5 h
+    assert (
+        "cae__mnist-full__seed0: pretraining epoch 3 of 200, 100 s per epoch (median), about 5.5 h left"
+        in lines
+    )
+    assert "dcec__usps__seed1: clustering phase at iteration 280" in lines
+    assert "dec-conv__usps__seed1: finished, waiting for the rest of its unit" in lines
+    assert "sae__usps__seed2: unreadable (it will be recomputed)" in lines
+    assert script.in_flight(tmp_path / "empty").startswith("nothing in flight")

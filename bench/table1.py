@@ -40,6 +40,7 @@ STAGES = [
     (["mnist-full"], ["kmeans", "sec"], FIVE),
     (["mnist-full"], ["sec-best-of-9"], [0]),
     (["mnist-full"], DEEP, [0]),
+    (["mnist-full"], DEEP, [1, 2, 3, 4]),  # the spread: after one seed of every cell
 ]
 DATASETS = ["mnist-full", "mnist-test", "usps"]  # the paper's column order
 README_BLOCK = ("<!-- table1-cells -->", "<!-- /table1-cells -->")  # where --readme quotes it

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
                    help=f"also quote the cell table in FILE, between {' and '.join(README_BLOCK)}")  # fmt: skip
     args = p.parse_args(argv)
     if args.readme is not None and readme_parts(args.readme) is None:  # before any run
-        p.error(f"--readme {args.readme}: needs one {' ... '.join(README_BLOCK)} block to quote in")
+        p.error(no_block(args.readme))
     args.out = Path(args.out) if args.out else OUT_BY_DEVICE[args.device]
     if args.status:
         print(in_flight(args.out))
@@ -92,37 +93,42 @@ def main(argv=None) -> int:
 
 
 def in_flight(out: Path) -> str:
-    """Each checkpoint in ``out/pretrained``: a pretraining's epochs (of the protocol's, with
-    the median seconds per epoch and what the rest would take at that rate), a clustering
-    phase's last iteration, a finished run waiting for its unit."""
-    import statistics
+    """Each checkpoint in ``out/pretrained``, one line each: a pretraining's epochs (of
+    protocol ``paper``'s, with the median seconds per epoch and what the rest would take at
+    that rate), a clustering phase's last iteration, a finished run waiting for its unit."""
+    lines = []
+    for path in sorted((out / "pretrained").glob("*.ckpt")):
+        try:
+            lines.append(_checkpoint_progress(path))
+        except Exception:  # a stray file: say so and go on with the others
+            lines.append(f"{path.name}: not a checkpoint this script can read")
+    return "\n".join(lines) or f"nothing in flight in {out / 'pretrained'}"
 
+
+def _checkpoint_progress(path: Path) -> str:
     from dcbench.core.fileio import load_torch
     from dcbench.methods import METHODS
     from dcbench.runner.plan import resolve
 
-    lines = []
-    for path in sorted((out / "pretrained").glob("*.ckpt")):
-        state = load_torch(path)
-        name = path.name.rsplit("__", 1)[0]  # method or backbone, dataset, seed
-        if state is None:
-            lines.append(f"{name}: unreadable (it will be recomputed)")
-        elif path.name.endswith(".finished.ckpt"):
-            lines.append(f"{name}: finished, waiting for the rest of its unit")
-        elif path.name.endswith(".fit.ckpt"):
-            last = state["history"][-1] if state["history"] else {}
-            lines.append(f"{name}: clustering phase at iteration {last.get('iteration', 0)}")
-        else:
-            backbone, dataset = name.split("__")[:2]
-            done = len(state["history"])
-            per_epoch = statistics.median(h["seconds"] for h in state["history"])
-            line = f"{name}: pretraining epoch {done}"
-            if f"{backbone}-kmeans" in METHODS:  # the table's backbones (not DEPICT's, say)
-                total = resolve(f"{backbone}-kmeans", dataset, "paper", {})["pretrain_epochs"]
-                line += (f" of {total}, {per_epoch:.0f} s per epoch (median), about "
-                         f"{(total - done) * per_epoch / 3600:.1f} h left")  # fmt: skip
-            lines.append(line)
-    return "\n".join(lines) or f"nothing in flight in {out / 'pretrained'}"
+    state = load_torch(path)
+    name = path.name.rsplit("__", 1)[0]  # method or backbone, dataset, seed
+    if state is None:
+        return f"{name}: unreadable (it will be recomputed)"
+    if path.name.endswith(".finished.ckpt"):
+        return f"{name}: finished, waiting for the rest of its unit"
+    history = state["history"]
+    if path.name.endswith(".fit.ckpt"):
+        return f"{name}: clustering phase at iteration {history[-1]['iteration'] if history else 0}"
+    backbone, dataset = name.split("__")[:2]
+    done = len(history)
+    if f"{backbone}-kmeans" not in METHODS:  # not a backbone of the table (DEPICT's, say)
+        return f"{name}: pretraining epoch {done}"
+    total = resolve(f"{backbone}-kmeans", dataset, "paper", {})["pretrain_epochs"]
+    if done >= total:
+        return f"{name}: pretrained ({done} epochs); its unit's runs are under way"
+    per_epoch = statistics.median(h["seconds"] for h in history) if history else 0.0
+    return (f"{name}: pretraining epoch {done} of {total}, {per_epoch:.0f} s per epoch "
+            f"(median), about {(total - done) * per_epoch / 3600:.1f} h left")  # fmt: skip
 
 
 def stage_times(out: Path) -> list[dict]:
@@ -208,6 +214,10 @@ def readme_parts(readme: Path) -> tuple[str, str] | None:
     return head, rest.split(end)[1]
 
 
+def no_block(readme: Path) -> str:
+    return f"--readme {readme}: needs one {' ... '.join(README_BLOCK)} block to quote in"
+
+
 def quote_in_readme(readme: Path, status: str, table: str) -> None:
     """Put the report's own cell table (and its status) between ``README_BLOCK``'s markers, so
     that the README never quotes a number the records do not hold."""
@@ -216,7 +226,7 @@ def quote_in_readme(readme: Path, status: str, table: str) -> None:
 
     start, end = README_BLOCK
     if (parts := readme_parts(readme)) is None:  # edited since the run started
-        raise UsageError(f"--readme {readme}: needs one {start} ... {end} block to quote in")
+        raise UsageError(no_block(readme))
     head, tail = parts
     atomic_write_text(readme, f"{head}{start}\n{status}\n\n{table}\n{end}{tail}")
 

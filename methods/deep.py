@@ -228,7 +228,7 @@ pretrain_batch_size
         its own); returns a state usable by ``fit``.
 
         With a ``checkpoint``, resumes from its last saved epoch and saves after an epoch at
-        most once a minute (``training.CHECKPOINT_SECONDS``).
+        most once a minute (``training.CHECKPOINT_SECONDS``) and after the last one.
         """
         self._validate_params()
         return self._pretrain(self._network_input(check_images(X)), checkpoint)

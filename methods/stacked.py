@@ -209,8 +209,9 @@ def _pretrain(estimators, x: torch.Tensor, checkpoints=None) -> list[dict[str, A
                 outcomes[s] = exc
                 continue
             history[s].append({"epoch": epoch + 1, "rec": mean, "seconds": seconds})
-        # at most once a minute, as alone; the last epoch needs none (its state is cached)
-        if savers[0].due() and epoch + 1 < first.pretrain_epochs:
+        # at most once a minute and after the last epoch, as alone (DeepClusterer._pretrain)
+        last = epoch + 1 == first.pretrain_epochs
+        if savers[0].due() or (last and savers[0].checkpoint is not None):
             states = _split_optimizer_state(optimizer.state_dict(), net.size)
             for s, saver in enumerate(savers):
                 if outcomes[s] is None:

@@ -108,6 +108,10 @@ def test_status_shows_each_checkpoints_progress(script, tmp_path, capsys):
     save_torch({"history": [{"iteration": 280}]}, folder / "dcec__usps__seed1__def.fit.ckpt")
     save_torch({"record": {}}, folder / "dec-conv__usps__seed1__123.finished.ckpt")
     (folder / "sae__usps__seed2__bad.ckpt").write_bytes(b"torn")
+    save_torch(
+        {"history": [{"epoch": 200, "seconds": 1.0}] * 200}, folder / "cae__usps__seed3__d.ckpt"
+    )
+    save_torch({"no": "history"}, folder / "odd.ckpt")
     assert script.main(["--status", "--out", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     # 197 epochs left at the median 100 s: 5.5 h
@@ -118,4 +122,6 @@ def test_status_shows_each_checkpoints_progress(script, tmp_path, capsys):
     assert "dcec__usps__seed1: clustering phase at iteration 280" in lines
     assert "dec-conv__usps__seed1: finished, waiting for the rest of its unit" in lines
     assert "sae__usps__seed2: unreadable (it will be recomputed)" in lines
+    assert "cae__usps__seed3: pretrained (200 epochs); its unit's runs are under way" in lines
+    assert "odd.ckpt: not a checkpoint this script can read" in lines and len(lines) == 6
     assert script.in_flight(tmp_path / "empty").startswith("nothing in flight")

@@ -346,6 +346,8 @@ def test_a_unit_interrupted_in_a_later_run_keeps_its_finished_runs(data, tmp_pat
         p.name.split("__")[0] for p in tmp_path.glob("run/pretrained/*.finished.ckpt")
     )
     assert finished == ["cae-kmeans", "dec-conv"]
+    (pretraining,) = tmp_path.glob("run/pretrained/cae__*.ckpt")  # its last epoch, saved
+    trained = load_torch(pretraining)["history"]
 
     fits.clear()
     monkeypatch.undo()
@@ -356,8 +358,10 @@ def test_a_unit_interrupted_in_a_later_run_keeps_its_finished_runs(data, tmp_pat
     assert outcome(records) == outcome(reference)
     assert not list(tmp_path.glob("run/pretrained/*.finished.ckpt"))  # stored: gone
     assert not list(tmp_path.glob("run/pretrained/*.fit.ckpt"))
-    # the weights stored with the unit are the ones its restored runs were fitted from
+    # the weights stored with the unit are the ones its restored runs were fitted from: the
+    # pretraining was not run again (same epochs, same timings), and equals the reference's
     (stored,), (want,) = ({r["pretrain_file"] for r in rs} for rs in (records, reference))
+    assert load_torch(stored)["history"] == trained and len(trained) == TINY["pretrain_epochs"]
     for key, weights in load_torch(want)["model"].items():
         assert torch.equal(load_torch(stored)["model"][key], weights), key
 

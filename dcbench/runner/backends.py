@@ -2,7 +2,8 @@
 
 Every backend has the same small interface: ``slots`` (units in flight at once),
 ``submit(unit, cache) -> Future[UnitResult]``, ``recover()`` after a worker died,
-``replace_workers()`` after a CUDA error spoiled one, and ``close()``. The driver (``dcbench.runner.executor``) does the rest, so a new backend is one class.
+``replace_workers()`` after a CUDA error spoiled one, ``worker_cache(cache)`` (the folder its
+workers keep checkpoints in) and ``close()``; ``_Backend`` has the defaults. The driver (``dcbench.runner.executor``) does the rest, so a new backend is one class.
 """
 
 from __future__ import annotations

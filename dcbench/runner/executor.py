@@ -7,6 +7,7 @@ finishes: an interruption keeps everything finished so far.
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, wait
@@ -132,7 +133,9 @@ def store_unit(
         ]
     if unit.pretrain_key and result.pretrained is not None:
         cache.save(unit.pretrain_key, result.pretrained)
-        cache.discard_checkpoint(unit.pretrain_key)  # only now: the state is safe on disk
+        # only now, the state safe on disk: its checkpoint goes, where the workers kept it too
+        for folder in {cache, workers_cache} - {None}:
+            _discard(folder.pretrain_checkpoint(unit.pretrain_key).path)
     for run, record, fitted in zip(unit.runs, result.records, result.fitted, strict=True):
         if unit.pretrain_key and "pretrain_reused" in record:
             record["pretrain_file"] = str(cache.path(unit.pretrain_key))
@@ -142,9 +145,17 @@ def store_unit(
             record["model_file"] = str(model_file)
         store.put(record)
         if workers_cache and unit.pretrain_key and record["status"] == "ok":  # now on disk
-            path = workers_cache.finished_run(run_name(run), run.config, record["n_samples"])
-            path.unlink(missing_ok=True)
+            _discard(workers_cache.finished_run(run_name(run), run.config, record["n_samples"]))
     return result.records
+
+
+def _discard(path) -> None:
+    """Remove a checkpoint that is no longer needed; one that will not go is a warning (it is
+    only disk space), never a reason to stop storing the unit's records."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        warnings.warn(f"could not remove {path} ({exc})", stacklevel=2)
 
 
 def _report(bar, record: dict[str, Any], count: str) -> None:

@@ -2,8 +2,8 @@
 the spectral methods' seed-independent embeddings (``*.embedding.pt``).
 
 Every method that shares a backbone reuses the same pretrained weights, in the same run or a
-later one. Pretraining checkpoints after an epoch at most once a minute, so an interruption
-loses at most about a minute; the clustering phases of DEC / IDEC / DCEC and DEPICT checkpoint here too
+later one. Pretraining checkpoints after an epoch at most once a minute (and after its last
+epoch), so an interruption loses at most about a minute; the clustering phases of DEC / IDEC / DCEC and DEPICT checkpoint here too
 (``*.fit.ckpt``, at most once a minute), and a finished run of a unit waits here
 (``*.finished.ckpt``) until the driver has stored it. Files carry a checksum and are written atomically: a
 corrupt or truncated file is recomputed, never used.
@@ -127,9 +127,6 @@ class PretrainCache:
 
     def save_embedding(self, key: str, state: dict[str, Any]) -> None:
         save_torch(state, self.directory / f"{key}.embedding.pt")
-
-    def discard_checkpoint(self, key: str) -> None:
-        self.pretrain_checkpoint(key).discard()
 
     def pretrain_checkpoint(self, key: str) -> FileCheckpoint:
         return FileCheckpoint(self.directory / f"{key}.ckpt")

@@ -226,10 +226,12 @@ def finished_result(path: Path, run: Run, pretrain_key: str) -> tuple[dict, dict
     """The record and fitted state kept at ``path``, if they are this run's: the same
     protocol and config, fitted from the same pretraining (whose key names the device type)."""
     kept = load_torch(path)
-    if kept is None or kept.get("pretrain_key") != pretrain_key:
+    if not isinstance(kept, dict) or kept.get("pretrain_key") != pretrain_key:
+        return None  # none, another run's, or a format this code does not know: refit
+    record = kept.get("record")
+    if not isinstance(record, dict) or "fitted" not in kept:
         return None
-    record = kept["record"]
-    if (record["protocol"], record["config"]) != (run.protocol, run.config):
+    if (record.get("protocol"), record.get("config")) != (run.protocol, run.config):
         return None
     return record, kept["fitted"]
 

@@ -93,9 +93,10 @@ def main(argv=None) -> int:
 
 
 def in_flight(out: Path) -> str:
-    """Each checkpoint in ``out/pretrained``, one line each: a pretraining's epochs (of
-    protocol ``paper``'s, with the median seconds per epoch and what the rest would take at
-    that rate), a clustering phase's last iteration, a finished run waiting for its unit."""
+    """Each checkpoint in ``out/pretrained``, one line each: a pretraining's epochs (of the
+    total its checkpoint names, or protocol ``paper``'s in one written before checkpoints named
+    it; with the median seconds per epoch and what the rest would take at that rate), a
+    clustering phase's last iteration, a finished run waiting for its unit."""
     lines = []
     for path in sorted((out / "pretrained").glob("*.ckpt")):
         try:
@@ -109,21 +110,24 @@ def _checkpoint_progress(path: Path) -> str:
     from dcbench.core.fileio import load_torch
     from dcbench.methods import METHODS
     from dcbench.runner.plan import resolve
+    from dcbench.runner.pretrain_cache import describe_checkpoint
 
+    kind, name = describe_checkpoint(path)  # name: method or backbone, dataset, seed
     state = load_torch(path)
-    name = path.name.rsplit("__", 1)[0]  # method or backbone, dataset, seed
     if state is None:
         return f"{name}: unreadable (it will be recomputed)"
-    if path.name.endswith(".finished.ckpt"):
+    if kind == "finished run":
         return f"{name}: finished, waiting for the rest of its unit"
     history = state["history"]
-    if path.name.endswith(".fit.ckpt"):
+    if kind == "clustering phase":
         return f"{name}: clustering phase at iteration {history[-1]['iteration'] if history else 0}"
     backbone, dataset = name.split("__")[:2]
     done = len(history)
-    if f"{backbone}-kmeans" not in METHODS:  # not a backbone of the table (DEPICT's, say)
+    total = state.get("epochs")  # saved since this script showed progress; before, protocol paper's
+    if total is None and f"{backbone}-kmeans" in METHODS:
+        total = resolve(f"{backbone}-kmeans", dataset, "paper", {})["pretrain_epochs"]
+    if total is None:  # not a backbone of the table (DEPICT's, say)
         return f"{name}: pretraining epoch {done}"
-    total = resolve(f"{backbone}-kmeans", dataset, "paper", {})["pretrain_epochs"]
     if done >= total:
         return f"{name}: pretrained ({done} epochs); its unit's runs are under way"
     per_epoch = statistics.median(h["seconds"] for h in history) if history else 0.0

@@ -145,6 +145,8 @@ def run_suite(config: SuiteConfig) -> SuiteResult:
         shape = " + ".join(
             f"{len(m)} methods x {len(d)} datasets x {len(s)} seeds" for m, d, s in grids
         )
+        repeated = sum(len(m) * len(d) * len(s) for m, d, s in grids) - len(plan)
+        shape += f", {repeated} in more than one grid planned once" if repeated else ""
         print(
             f"{len(plan)} runs planned ({shape}, protocol {config.protocol}), "
             f"{len(plan) - len(todo)} already "

@@ -278,7 +278,8 @@ pretrain_batch_size
             if saver.due() or (last and saver.checkpoint is not None):
                 saver.save(
                     {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "generator": generator.get_state(), "history": history}
+                     "generator": generator.get_state(), "history": history,
+                     "epochs": self.pretrain_epochs}  # of how many: for progress reports
                 )  # fmt: skip
         return {
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},

@@ -216,7 +216,8 @@ def _pretrain(estimators, x: torch.Tensor, checkpoints=None) -> list[dict[str, A
             for s, saver in enumerate(savers):
                 if outcomes[s] is None:
                     saver.save({"model": net.state_dict(s), "optimizer": states[s],
-                                "generator": generators[s].get_state(), "history": history[s]})  # fmt: skip
+                                "generator": generators[s].get_state(), "history": history[s],
+                                "epochs": first.pretrain_epochs})  # fmt: skip
     return [
         outcome
         or {"model": {k: v.cpu() for k, v in net.state_dict(s).items()}, "history": history[s]}

@@ -112,8 +112,17 @@ def test_status_shows_each_checkpoints_progress(script, tmp_path, capsys):
         {"history": [{"epoch": 200, "seconds": 1.0}] * 200}, folder / "cae__usps__seed3__d.ckpt"
     )
     save_torch({"no": "history"}, folder / "odd.ckpt")
+    # a checkpoint names its own total (not protocol paper's 400 for the SAE), whatever backbone
+    save_torch({"history": history[:2], "epochs": 50}, folder / "sae__mnist-full__seed1__e.ckpt")
+    save_torch({"history": history[:1]}, folder / "depict__usps__seed0__f.ckpt")
+    (folder / "stray.txt.part").write_bytes(b"")  # not a *.ckpt: not looked at
     assert script.main(["--status", "--out", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert (
+        "sae__mnist-full__seed1: pretraining epoch 2 of 50, 95 s per epoch (median), about 1.3 h left"
+        in lines
+    )
+    assert "depict__usps__seed0: pretraining epoch 1" in lines
     # 197 epochs left at the median 100 s: 5.5 h
     assert (
         "cae__mnist-full__seed0: pretraining epoch 3 of 200, 100 s per epoch (median), about 5.5 h left"
@@ -123,5 +132,21 @@ def test_status_shows_each_checkpoints_progress(script, tmp_path, capsys):
     assert "dec-conv__usps__seed1: finished, waiting for the rest of its unit" in lines
     assert "sae__usps__seed2: unreadable (it will be recomputed)" in lines
     assert "cae__usps__seed3: pretrained (200 epochs); its unit's runs are under way" in lines
-    assert "odd.ckpt: not a checkpoint this script can read" in lines and len(lines) == 6
+    assert "odd.ckpt: not a checkpoint this script can read" in lines and len(lines) == 8
     assert script.in_flight(tmp_path / "empty").startswith("nothing in flight")
+
+
+def test_status_reads_the_total_a_real_pretraining_checkpoint_names(script, tmp_path, capsys):
+    from conftest import FAST, blobs
+
+    from dcbench.methods import DeepClusterer
+    from dcbench.runner.pretrain_cache import PretrainCache
+
+    x, _ = blobs(n_per_cluster=10, shape=(1, 8, 8))
+    cache = PretrainCache(tmp_path / "pretrained")
+    est = DeepClusterer(backbone="cae", random_state=0, **{**FAST, "pretrain_epochs": 3})
+    cache.pretrain(est, x, "cae__mnist-full__seed0__abc")  # saves after its last epoch
+    assert script.main(["--status", "--out", str(tmp_path)]) == 0
+    # 3 epochs of 3, not of the 200 protocol paper pretrains a CAE on MNIST-full
+    out = capsys.readouterr().out.strip()
+    assert out == "cae__mnist-full__seed0: pretrained (3 epochs); its unit's runs are under way"

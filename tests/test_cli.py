@@ -240,15 +240,17 @@ def test_the_python_entry_point_runs_the_suite_without_the_command_line(tmp_path
     assert not (tmp_path / "x").exists()
 
 
-def test_several_grids_are_planned_in_their_order_into_one_run(tmp_path):
+def test_several_grids_are_planned_in_their_order_into_one_run(tmp_path, capsys):
     """A campaign's stages as grids: each grid's runs in its order, the next grid's after
-    them, a run in two grids planned once, and bad names still one line."""
+    them, a run in two grids planned once (and said so), and bad names still one line."""
     from dcbench.suite import SuiteConfig, run_suite
 
     grids = [("kmeans", "digits", [1]), (["sec", "kmeans"], "digits", "0,1")]
     result = run_suite(SuiteConfig(grids=grids, out=tmp_path, figures=False, progress=False,
                                    overrides={"*": {"n_init": 2}}))  # fmt: skip
     assert result.planned == 4 and not result.failed
+    assert ("4 runs planned (1 methods x 1 datasets x 1 seeds + 2 methods x 1 datasets x 2 "
+            "seeds, 1 in more than one grid planned once, protocol") in capsys.readouterr().err  # fmt: skip
     assert [(r["method"], r["seed"]) for r in result.records] == [
         ("kmeans", 1), ("sec", 0), ("kmeans", 0), ("sec", 1)]  # fmt: skip
     with pytest.raises(UsageError, match="unknown method 'nope'"):

@@ -45,6 +45,21 @@ def embedding_key(method: str, dataset: str, n_samples: int, config: dict[str, A
     return f"{method}__{dataset}__{digest}"
 
 
+# What each kind of file in the folder is, by the suffix the methods below give it
+CHECKPOINT_KINDS = {".finished.ckpt": "finished run", ".fit.ckpt": "clustering phase",
+                    ".ckpt": "pretraining"}  # fmt: skip
+
+
+def describe_checkpoint(path: str | os.PathLike) -> tuple[str, str]:
+    """A checkpoint file's kind (a value of ``CHECKPOINT_KINDS``) and whose it is: the file
+    name up to its digest (``cae__mnist-full__seed0``, ``dcec__usps__seed1``)."""
+    name = Path(path).name
+    suffix = next((s for s in CHECKPOINT_KINDS if name.endswith(s)), None)
+    if suffix is None:
+        raise ValueError(f"{name}: not a checkpoint (allowed: *{', *'.join(CHECKPOINT_KINDS)})")
+    return CHECKPOINT_KINDS[suffix], name[: -len(suffix)].rsplit("__", 1)[0]
+
+
 def adopt_finished(
     source: str | os.PathLike, target: str | os.PathLike, pattern: str = "*.pt"
 ) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dcbench.core.fileio import atomic_write_text
 from dcbench.reports.figures import FIG3_METHODS, curves_figure, spread_figure, tsne_figure
+from dcbench.reports.phases import phase_markdown
 from dcbench.reports.separation import separation_markdown
 from dcbench.reports.significance import significance_markdown
 from dcbench.reports.tables import write_tables
@@ -39,11 +40,13 @@ def build_report(
         "## Paired comparisons (ACC)\n",
         sig,
     ]
+    records = [r for r in store.records() if r.get("status") == "ok"]
+    if phases := phase_markdown(records, per_seed=False):
+        sections += ["## From pretraining to the end of clustering\n", phases]
     if figures:
         figs = store.figures_dir
         sections.append("## Per-seed spread\n")
         sections += _images(spread_figure(results, figs / "acc_spread"), out)
-        records = [r for r in store.records() if r.get("status") == "ok"]
         sections.append("## t-SNE of the embeddings (Fig. 3)\n")
         for dataset in dict.fromkeys(r["dataset"] for r in records):
             chosen = _tsne_records(records, dataset, tsne_methods)

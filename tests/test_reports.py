@@ -146,3 +146,40 @@ def test_pair_separation_measures_confusion_and_neighbourhoods(monkeypatch):
     monkeypatch.setattr(separation, "fitted_embedding", mixed)
     row = separation.pair_separation(record, fitted, data, np.arange(200))
     assert 35 < row["knn purity"] < 65  # mixed: about half of the neighbours share the class
+
+
+def test_the_report_shows_where_each_deep_cell_started_and_ended(digits_run):
+    report = (digits_run / "report.md").read_text()
+    assert "## From pretraining to the end of clustering" in report
+    rows = {line.split("|")[1].strip(): line.split("|")[3:-1] for line in report.splitlines()
+            if "| mean ± std (2) |" in line}  # fmt: skip
+    assert set(rows) == {"cae-kmeans / digits", "dec-conv / digits", "dcec / digits"}
+    # both phases start from the k-means that is CAE+k-means (the same pretrained CAE and seed)
+    start = rows["cae-kmeans / digits"][1]  # columns: rec, ACC initial, best, final, NMI, its
+    assert rows["dec-conv / digits"][1] == rows["dcec / digits"][1] == start
+    assert rows["cae-kmeans / digits"][5].strip() == "0 ± 0"  # X+k-means runs no phase
+    # maxiter=40 with the default tol: the label change of a 3-epoch CAE never gets below it
+    assert "(2 of 2 to maxiter)" in rows["dcec / digits"][5]
+
+
+def test_a_phase_stops_at_tol_or_runs_to_maxiter():
+    from dcbench.reports.phases import iterations, phase_markdown
+
+    config = {"tol": 0.001, "maxiter": 1000}
+    start = {"iteration": 0, "acc": 0.5, "delta_label": 0.0}
+    stopped = [start, {"iteration": 140, "acc": 0.8, "delta_label": 0.01},
+               {"iteration": 280, "acc": 0.7, "delta_label": 0.0005}]  # fmt: skip
+    assert iterations(stopped, config) == (280, False)
+    assert iterations(stopped[:2], config) == (1000, True)  # never met tol
+    assert iterations([start], config) == (0, False)  # the initial clustering alone
+
+    def record(seed, history):
+        return {"status": "ok", "method": "dec", "dataset": "toy", "seed": seed, "config": config,
+                "metrics": {"acc": 0.7, "nmi_geometric": 0.6},
+                "history": {"clustering": history, "pretrain": [{"rec": 0.25}]}}  # fmt: skip
+
+    text = phase_markdown([record(0, stopped), record(1, stopped[:2]), record(2, stopped[:2])])
+    assert "| dec / toy | 0 | 0.2500 | 50.00 | 80.00 | 70.00 | 60.00 | 280 |" in text
+    assert "| dec / toy | 1 | 0.2500 | 50.00 | 80.00 | 70.00 | 60.00 | 1000 (maxiter) |" in text
+    assert "760 ± 416 (2 of 3 to maxiter) |" in text
+    assert phase_markdown([{"status": "ok", "history": {}}]) == ""  # no phase logged: no table

@@ -1,0 +1,85 @@
+"""Where each deep run started and where it ended: the measurement behind a gap to the paper.
+
+Per run: the reconstruction loss its pretraining ended at, the ACC of its initial clustering
+(the history's iteration 0: k-means on the pretrained embedding, i.e. X+k-means of the same
+seed), the best ACC logged while training (evaluation only: nothing selects by it), the final
+ACC / NMI, and the iterations its clustering phase ran (to ``maxiter`` when the label change
+never fell below ``tol``, or when the method has no such rule). A cell below the paper then reads as a poor pretraining, a poor
+start, or a phase that did not gain.
+"""
+
+from __future__ import annotations
+
+from dcbench.reports.tables import spread
+
+COLUMNS = ("pretraining rec (last epoch)", "ACC initial", "ACC best while training",
+           "ACC final", "NMI final", "iterations")  # fmt: skip
+PERCENT = {"ACC initial", "ACC best while training", "ACC final", "NMI final"}
+
+Run = tuple[int, tuple[float, ...], bool]  # seed, the columns' values, ran to maxiter
+
+
+def phase_rows(records: list[dict]) -> dict[str, list[Run]]:
+    """The finished runs that logged a clustering history, by ``method / dataset``."""
+    by_cell: dict[str, list[Run]] = {}
+    for r in records:
+        history = (r.get("history") or {}).get("clustering")
+        if r.get("status") != "ok" or not history:
+            continue
+        pretrain = r["history"].get("pretrain") or [{"rec": float("nan")}]  # none: not logged
+        ran, to_maxiter = iterations(history, r["config"])
+        values = (pretrain[-1]["rec"], history[0]["acc"],
+                  max(e.get("acc", 0.0) for e in history), r["metrics"]["acc"],
+                  r["metrics"]["nmi_geometric"], ran)  # fmt: skip
+        by_cell.setdefault(f"{r['method']} / {r['dataset']}", []).append(
+            (r["seed"], values, to_maxiter)
+        )
+    return by_cell
+
+
+def iterations(history: list[dict], config: dict) -> tuple[int, bool]:
+    """The clustering phase's iterations and whether it ran to ``maxiter``: DEC, IDEC, DCEC
+    stop at the target update whose label change falls below ``tol`` (the losses' stop rule),
+    DCN and DEPICT have no such rule; X+k-means (the initial clustering only) ran none."""
+    if len(history) < 2:
+        return 0, False
+    if "tol" in config and history[-1].get("delta_label", 1.0) < config["tol"]:
+        return history[-1]["iteration"], False
+    if "maxiter" not in config:
+        return history[-1]["iteration"], False
+    return int(config["maxiter"]), True
+
+
+def _cells(values: list[tuple[float, ...]], to_maxiter: list[bool]) -> str:
+    cells = []
+    for column, column_values in zip(COLUMNS, zip(*values, strict=True), strict=True):
+        if column in PERCENT:
+            cells.append(spread([100 * v for v in column_values]))
+        elif column == "iterations":  # and how many ran to maxiter
+            hit, n = sum(to_maxiter), len(to_maxiter)
+            note = "" if not hit else " (maxiter)" if n == 1 else f" ({hit} of {n} to maxiter)"
+            cells.append(spread(list(column_values), digits=0) + note)
+        else:
+            cells.append(spread(list(column_values), digits=4))
+    return " | ".join(cells)
+
+
+def phase_markdown(records: list[dict], per_seed: bool = True) -> str:
+    """The table (one row per run if ``per_seed``, and mean ± std per cell); '' if no run
+    logged a clustering history."""
+    by_cell = phase_rows(records)
+    if not by_cell:
+        return ""
+    lines = ["ACC and NMI (geometric) in %; the reconstruction loss (MSE) of the pretraining's "
+             "last epoch; the clustering phase's iterations, and how many ran to maxiter (tol never met, "
+             "or no tol: DCN, DEPICT).",
+             "", "| method / dataset | seed | " + " | ".join(COLUMNS) + " |",
+             "|---|---|" + "---:|" * len(COLUMNS)]  # fmt: skip
+    for cell, runs in sorted(by_cell.items()):
+        if per_seed or len(runs) == 1:
+            for seed, values, to_maxiter in sorted(runs):
+                lines.append(f"| {cell} | {seed} | {_cells([values], [to_maxiter])} |")
+        if len(runs) > 1:
+            cells = _cells([v for _, v, _ in runs], [m for _, _, m in runs])
+            lines.append(f"| {cell} | mean ± std ({len(runs)}) | {cells} |")
+    return "\n".join(lines) + "\n"

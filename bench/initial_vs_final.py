@@ -25,6 +25,9 @@ def main() -> None:
     p.add_argument("--name", required=True, help="folder under bench/results/")
     args = p.parse_args()
     folder = RESULTS / args.name
+    if not (folder / "records").is_dir():
+        p.error(f"--name {args.name!r}: no records in {folder} (the folders with records: "
+                f"{', '.join(sorted(d.parent.name for d in RESULTS.glob('*/records')))})")  # fmt: skip
     title = (
         f"# {args.name}: initial clustering vs the end of training (`bench/initial_vs_final.py`)"
     )

@@ -78,18 +78,29 @@ def main(argv=None) -> int:
         print(in_flight(args.out))
         return 0
     if not args.report_only:
-        chosen = (
-            list(range(len(STAGES)))
-            if args.stages is None
-            else [int(s) for s in args.stages.split(",")]
-        )
-        code = run_stages(chosen, args)
+        chosen = list(range(len(STAGES))) if args.stages is None else parse_stages(args.stages)
+        if chosen is None:
+            p.error(f"--stages {args.stages!r}: a comma list of stage numbers 0-{len(STAGES) - 1}")
+        if args.workers < 1:
+            p.error(f"--workers {args.workers}: must be at least 1")
+        try:
+            code = run_stages(chosen, args)
+        except UsageError as exc:  # e.g. a changed config refused: one line, nothing run
+            p.error(str(exc))
         print(f"stages {chosen} exited with {code}", flush=True)
     try:
         print(write_report(args.out, readme=args.readme))
     except UsageError as exc:
         p.error(str(exc))
     return 0
+
+
+def parse_stages(text: str) -> list[int] | None:
+    """``"3,4"`` -> ``[3, 4]``; None unless every item is a stage number."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() and int(item) < len(STAGES) for item in items):
+        return None
+    return list(dict.fromkeys(int(item) for item in items))
 
 
 def in_flight(out: Path) -> str:

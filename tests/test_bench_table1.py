@@ -150,3 +150,18 @@ def test_status_reads_the_total_a_real_pretraining_checkpoint_names(script, tmp_
     # 3 epochs of 3, not of the 200 protocol paper pretrains a CAE on MNIST-full
     out = capsys.readouterr().out.strip()
     assert out == "cae__mnist-full__seed0: pretrained (3 epochs); its unit's runs are under way"
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [(["--stages", "x"], "--stages 'x': a comma list of stage numbers 0-4"),
+     (["--stages", "9"], "--stages '9'"), (["--stages", "-1"], "--stages '-1'"),
+     (["--stages", "0", "--workers", "0"], "--workers 0: must be at least 1")],
+)  # fmt: skip
+def test_bad_stages_and_workers_are_one_line_before_anything_runs(
+    script, tmp_path, capsys, argv, says
+):
+    with pytest.raises(SystemExit) as stop:
+        script.main([*argv, "--out", str(tmp_path / "t")])
+    assert stop.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

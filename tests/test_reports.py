@@ -165,13 +165,24 @@ def test_the_report_shows_where_each_deep_cell_started_and_ended(digits_run):
 def test_a_phase_stops_at_tol_or_runs_to_maxiter():
     from dcbench.reports.phases import iterations, phase_markdown
 
-    config = {"tol": 0.001, "maxiter": 1000}
+    config = {"tol": 0.001, "maxiter": 200, "update_interval": 140}
     start = {"iteration": 0, "acc": 0.5, "delta_label": 0.0}
     stopped = [start, {"iteration": 140, "acc": 0.8, "delta_label": 0.01},
                {"iteration": 280, "acc": 0.7, "delta_label": 0.0005}]  # fmt: skip
     assert iterations(stopped, config) == (280, False)
-    assert iterations(stopped[:2], config) == (1000, True)  # never met tol
+    assert iterations(stopped[:2], config) == (
+        200,
+        True,
+    )  # never met tol: the steps after 140 ran to 200
     assert iterations([start], config) == (0, False)  # the initial clustering alone
+    # DEPICT (no tol, logs every epoch): stopped by its own rule, or ran to maxiter
+    depict = {"maxiter": 20000}
+    assert iterations([start, {"iteration": 7254, "delta_label": 0.2}], depict) == (7254, False)
+    assert iterations([start, {"iteration": 20000, "delta_label": 0.0}], depict) == (20000, True)
+    # DEC at maxiter 20000: its last target update is at 19880, the steps after it ran
+    late = {"iteration": 19880, "delta_label": 0.01}
+    assert iterations([start, late], {**config, "maxiter": 20000, "update_interval": 140}) == (
+        20000, True)  # fmt: skip
 
     def record(seed, history):
         return {"status": "ok", "method": "dec", "dataset": "toy", "seed": seed, "config": config,
@@ -180,6 +191,9 @@ def test_a_phase_stops_at_tol_or_runs_to_maxiter():
 
     text = phase_markdown([record(0, stopped), record(1, stopped[:2]), record(2, stopped[:2])])
     assert "| dec / toy | 0 | 0.2500 | 50.00 | 80.00 | 70.00 | 60.00 | 280 |" in text
-    assert "| dec / toy | 1 | 0.2500 | 50.00 | 80.00 | 70.00 | 60.00 | 1000 (maxiter) |" in text
-    assert "760 ± 416 (2 of 3 to maxiter) |" in text
+    assert "| dec / toy | 1 | 0.2500 | 50.00 | 80.00 | 70.00 | 60.00 | 200 (maxiter) |" in text
+    assert "227 ± 46 (2 of 3 to maxiter) |" in text
     assert phase_markdown([{"status": "ok", "history": {}}]) == ""  # no phase logged: no table
+    # a history older than its iteration-0 entry: no initial ACC (not the first update's)
+    old = record(3, stopped[1:])
+    assert "| dec / toy | 3 | 0.2500 | – | 80.00 | 70.00 | 60.00 | 280 |" in phase_markdown([old])

@@ -107,7 +107,8 @@ def in_flight(out: Path) -> str:
     """Each checkpoint in ``out/pretrained``, one line each: a pretraining's epochs (of the
     total its checkpoint names, or protocol ``paper``'s in one written before checkpoints named
     it; with the median seconds per epoch and what the rest would take at that rate), a
-    clustering phase's last iteration, a finished run waiting for its unit."""
+    clustering phase's iteration (with its rate and the most the rest can take), a finished
+    run waiting for its unit."""
     lines = []
     for path in sorted((out / "pretrained").glob("*.ckpt")):
         try:
@@ -131,7 +132,7 @@ def _checkpoint_progress(path: Path) -> str:
         return f"{name}: finished, waiting for the rest of its unit"
     history = state["history"]
     if kind == "clustering phase":
-        return f"{name}: clustering phase at iteration {history[-1]['iteration'] if history else 0}"
+        return _phase_progress(name, state)
     backbone, dataset = name.split("__")[:2]
     done = len(history)
     total = state.get("epochs")  # saved since this script showed progress; before, protocol paper's
@@ -144,6 +145,23 @@ def _checkpoint_progress(path: Path) -> str:
     per_epoch = statistics.median(h["seconds"] for h in history) if history else 0.0
     return (f"{name}: pretraining epoch {done} of {total}, {per_epoch:.0f} s per epoch "
             f"(median), about {(total - done) * per_epoch / 3600:.1f} h left")  # fmt: skip
+
+
+def _phase_progress(name: str, state: dict) -> str:
+    """A clustering phase's last logged iteration; with the ``maxiter`` and the time split its
+    checkpoint holds (saved since this script showed progress), the seconds per iteration so
+    far and the most the rest can take (it stops sooner once its labels settle)."""
+    history = state["history"]
+    # the iteration it saved at (the steps since the last logged update are in its seconds)
+    done = state.get("iteration", history[-1]["iteration"] if history else 0)
+    line = f"{name}: clustering phase at iteration {done}"
+    seconds = state.get("seconds") or {}
+    if "maxiter" not in state or done == 0:
+        return line
+    per_iteration = (seconds.get("steps", 0.0) + seconds.get("target_updates", 0.0)) / done
+    left = (state["maxiter"] - done) * per_iteration / 3600
+    return (f"{line} of at most {state['maxiter']}, {per_iteration:.2f} s per iteration, at "
+            f"most about {left:.1f} h left")  # fmt: skip
 
 
 def stage_times(out: Path) -> list[dict]:

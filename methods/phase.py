@@ -228,7 +228,8 @@ class ClusteringPhase:
     def save(self, state: dict[str, Any]) -> None:
         """Save ``state`` with the history and the time split so far; the time it takes goes
         to ``checkpoints``."""
-        self._checkpoint.save({**state, "history": self.history, "seconds": dict(self.seconds)})
+        self._checkpoint.save({**state, "history": self.history, "seconds": dict(self.seconds),
+                               "maxiter": int(self.est.maxiter)})  # fmt: skip  # for progress
         self.lap("checkpoints")
 
     def resume(self, saved: dict[str, Any]) -> None:

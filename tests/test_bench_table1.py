@@ -116,6 +116,9 @@ def test_status_shows_each_checkpoints_progress(script, tmp_path, capsys):
     save_torch({"history": history[:2], "epochs": 50}, folder / "sae__mnist-full__seed1__e.ckpt")
     save_torch({"history": history[:1]}, folder / "depict__usps__seed0__f.ckpt")
     (folder / "stray.txt.part").write_bytes(b"")  # not a *.ckpt: not looked at
+    phase = {"history": [{"iteration": 140}], "iteration": 280, "maxiter": 20000,
+             "seconds": {"steps": 50.0, "target_updates": 6.0, "kmeans_init": 900.0}}  # fmt: skip
+    save_torch(phase, folder / "idec__mnist-full__seed0__9.fit.ckpt")
     assert script.main(["--status", "--out", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert (
@@ -123,6 +126,11 @@ def test_status_shows_each_checkpoints_progress(script, tmp_path, capsys):
         in lines
     )
     assert "depict__usps__seed0: pretraining epoch 1" in lines
+    # 56 s of steps and updates over 280 iterations; 19720 more at that rate: 1.1 h at most
+    assert (
+        "idec__mnist-full__seed0: clustering phase at iteration 280 of at most 20000, "
+        "0.20 s per iteration, at most about 1.1 h left" in lines
+    )
     # 197 epochs left at the median 100 s: 5.5 h
     assert (
         "cae__mnist-full__seed0: pretraining epoch 3 of 200, 100 s per epoch (median), about 5.5 h left"
@@ -132,7 +140,7 @@ def test_status_shows_each_checkpoints_progress(script, tmp_path, capsys):
     assert "dec-conv__usps__seed1: finished, waiting for the rest of its unit" in lines
     assert "sae__usps__seed2: unreadable (it will be recomputed)" in lines
     assert "cae__usps__seed3: pretrained (200 epochs); its unit's runs are under way" in lines
-    assert "odd.ckpt: not a checkpoint this script can read" in lines and len(lines) == 8
+    assert "odd.ckpt: not a checkpoint this script can read" in lines and len(lines) == 9
     assert script.in_flight(tmp_path / "empty").startswith("nothing in flight")
 
 
@@ -165,3 +173,35 @@ def test_bad_stages_and_workers_are_one_line_before_anything_runs(
         script.main([*argv, "--out", str(tmp_path / "t")])
     assert stop.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_status_shows_a_real_phase_checkpoints_rate_and_time_left(
+    script, tmp_path, monkeypatch, capsys
+):
+    from conftest import FAST, blobs
+
+    from dcbench.methods import DeepClusterer, training
+    from dcbench.methods import losses as losses_module
+    from dcbench.runner.pretrain_cache import FileCheckpoint
+
+    x, y = blobs(n_per_cluster=20, n_clusters=3, shape=(1, 8, 8))
+    params = {**FAST, "backbone": "cae", "loss": "kl", "n_clusters": 3, "maxiter": 60, "tol": 0.0}
+    pretrained = DeepClusterer(**params).pretrain(x)
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # save at every update
+    batch_loss, steps = losses_module.StudentTClustering.batch_loss, []
+
+    def interrupted_at_step_35(self, *args):
+        steps.append(1)
+        if len(steps) == 35:
+            raise RuntimeError("interrupted")
+        return batch_loss(self, *args)
+
+    monkeypatch.setattr(losses_module.StudentTClustering, "batch_loss", interrupted_at_step_35)
+    checkpoint = FileCheckpoint(tmp_path / "pretrained" / "dec__usps__seed0__abc.fit.ckpt")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        DeepClusterer(**params).fit(x, y, pretrained=pretrained, checkpoint=checkpoint)
+    assert script.main(["--status", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.strip()
+    # saved at the update at step 30, of the 60 the run may take: a rate and the most left
+    assert out.startswith("dec__usps__seed0: clustering phase at iteration 30 of at most 60, ")
+    assert out.endswith(" s per iteration, at most about 0.0 h left"), out

@@ -6,6 +6,7 @@ beside each record.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import matplotlib
@@ -29,13 +30,29 @@ PANEL_TITLES = {"cae-kmeans": "CAE (pretrained)", "sae-kmeans": "SAE (pretrained
 NOT_LOSS_TERMS = {"iteration", "epoch", "stage", "delta_label", "acc", "nmi"}
 
 
+# No creation date in a PDF: a figure rebuilt from the same records is the same file
+METADATA = {".png": None, ".pdf": {"CreationDate": None}}
+
+
 def save(fig, path_without_suffix: Path) -> list[Path]:
     path_without_suffix.parent.mkdir(parents=True, exist_ok=True)
-    paths = [path_without_suffix.with_suffix(s) for s in (".png", ".pdf")]
+    paths = [path_without_suffix.with_suffix(s) for s in METADATA]
     for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        fig.savefig(p, dpi=150, bbox_inches="tight", metadata=METADATA[p.suffix])
     plt.close(fig)
     return paths
+
+
+@contextlib.contextmanager
+def _global_numpy_seed(seed: int):
+    """NumPy's global RNG seeded inside the block (the same picture on every build), and
+    given back its state after it."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def panel_title(method: str) -> str:
@@ -184,17 +201,18 @@ def spread_figure(results: pd.DataFrame, out_prefix: Path) -> list[Path]:
         sns.boxplot(
             data=sub, x="method", y="ACC", order=order, ax=ax, color="0.9", showfliers=False
         )
-        sns.stripplot(
-            data=sub,
-            x="method",
-            y="ACC",
-            order=order,
-            ax=ax,
-            hue="method",
-            palette="deep",
-            legend=False,
-            size=5,
-        )
+        with _global_numpy_seed(0):  # seaborn jitters from NumPy's global RNG
+            sns.stripplot(
+                data=sub,
+                x="method",
+                y="ACC",
+                order=order,
+                ax=ax,
+                hue="method",
+                palette="deep",
+                legend=False,
+                size=5,
+            )
         ax.set_title(d)
         ax.set_xlabel("method")
         ax.set_ylabel("ACC (%) per seed")

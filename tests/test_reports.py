@@ -197,3 +197,18 @@ def test_a_phase_stops_at_tol_or_runs_to_maxiter():
     # a history older than its iteration-0 entry: no initial ACC (not the first update's)
     old = record(3, stopped[1:])
     assert "| dec / toy | 3 | 0.2500 | – | 80.00 | 70.00 | 60.00 | 280 |" in phase_markdown([old])
+
+
+def test_a_figure_rebuilt_from_the_same_results_is_the_same_file(tmp_path):
+    from dcbench.reports.figures import spread_figure
+
+    rows = [{"method": m, "dataset": "usps", "seed": s, "status": "ok", "acc": a}
+            for m in ("dec", "dcec") for s, a in ((0, 0.70), (1, 0.71), (2, 0.70))]  # fmt: skip
+    first = spread_figure(pd.DataFrame(rows), tmp_path / "a" / "spread")
+    np.random.seed(1)  # whatever the global RNG's state (seaborn's jitter draws from it)
+    state = np.random.get_state()[1].copy()
+    again = spread_figure(pd.DataFrame(rows), tmp_path / "b" / "spread")
+    assert [p.suffix for p in first] == [".png", ".pdf"]
+    for a, b in zip(first, again, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.suffix  # jitter seeded, no date in the PDF
+    assert (np.random.get_state()[1] == state).all()  # and the global RNG given back as it was

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
 def parse_stages(text: str) -> list[int] | None:
     """``"3,4"`` -> ``[3, 4]``; None unless every item is a stage number."""
     items = [item.strip() for item in text.split(",")]
-    if not all(item.isdigit() and int(item) < len(STAGES) for item in items):
+    if not all(item.isdecimal() and item.isascii() and int(item) < len(STAGES) for item in items):
         return None
     return list(dict.fromkeys(int(item) for item in items))
 
@@ -158,7 +159,10 @@ def _phase_progress(name: str, state: dict) -> str:
     seconds = state.get("seconds") or {}
     if "maxiter" not in state or done == 0:
         return line
-    per_iteration = (seconds.get("steps", 0.0) + seconds.get("target_updates", 0.0)) / done
+    # every part of the phase that repeats (steps, target updates, scoring, saves), not the
+    # one-off initial clustering
+    per_iteration = sum(v for k, v in seconds.items() if k not in ("kmeans_init", "pretrain"))
+    per_iteration /= done
     left = (state["maxiter"] - done) * per_iteration / 3600
     return (f"{line} of at most {state['maxiter']}, {per_iteration:.2f} s per iteration, at "
             f"most about {left:.1f} h left")  # fmt: skip
@@ -176,6 +180,7 @@ def run_stages(chosen: list[int], args) -> int:
     (a worker done with one stage starts the next one's units at once, rather than waiting for
     the stage's last long unit); its output goes to ``logs/table1.log``. Every stage's
     datasets load first, and a refusal anywhere (a changed config) stops it before any run."""
+    from dcbench.core.errors import UsageError
     from dcbench.suite import SuiteConfig, run_suite
 
     grids = [(methods, datasets, seeds) for datasets, methods, seeds in (STAGES[i] for i in chosen)]
@@ -183,6 +188,7 @@ def run_stages(chosen: list[int], args) -> int:
         grids=grids, out=args.out, data_dir=args.data_dir,
         device=args.device, jobs=args.workers, threads=1, order="seed", progress=False,
     )  # fmt: skip
+    new_folder = not args.out.exists()
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
     with open(args.out / "logs" / "table1.log", "a") as log:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
@@ -191,7 +197,12 @@ def run_stages(chosen: list[int], args) -> int:
                 datasets, methods, seeds = STAGES[i]
                 print(f"== stage {i} at {stamp}: {datasets} x {methods} x seeds {seeds}")
             started = time.perf_counter()
-            result = run_suite(config)
+            try:
+                result = run_suite(config)
+            except UsageError:  # refused before any run: a folder made for it holds only the log
+                if new_folder:
+                    shutil.rmtree(args.out, ignore_errors=True)
+                raise
     # the stages' wall time (with their device and runs done), for meta.json: what a whole
     # table costs on a GPU is measured here, not projected
     entry = {"stages": chosen, "started": stamp, "device": args.device, "workers": args.workers,

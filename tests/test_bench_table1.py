@@ -164,7 +164,9 @@ def test_status_reads_the_total_a_real_pretraining_checkpoint_names(script, tmp_
     "argv, says",
     [(["--stages", "x"], "--stages 'x': a comma list of stage numbers 0-4"),
      (["--stages", "9"], "--stages '9'"), (["--stages", "-1"], "--stages '-1'"),
-     (["--stages", "0", "--workers", "0"], "--workers 0: must be at least 1")],
+     (["--stages", "0", "--workers", "0"], "--workers 0: must be at least 1"),
+     (["--stages", "²"], "--stages '²'"),  # a digit to isdigit(), not to int()
+     (["--stages", "1", "--data-dir", "/nope/data"], "'/nope/data' is not a readable directory")],
 )  # fmt: skip
 def test_bad_stages_and_workers_are_one_line_before_anything_runs(
     script, tmp_path, capsys, argv, says

@@ -174,7 +174,12 @@ def test_a_phase_stops_at_tol_or_runs_to_maxiter():
         200,
         True,
     )  # never met tol: the steps after 140 ran to 200
-    assert iterations([start], config) == (0, False)  # the initial clustering alone
+    assert iterations([start], {}) == (0, False)  # X+k-means: the initial clustering alone
+    assert iterations([start], config) == (200, True)  # maxiter under one interval: no update
+    # maxiter a multiple of the interval (digits: 300, 30): the last update is at 270
+    digits = {"tol": 0.001, "maxiter": 300, "update_interval": 30}
+    assert iterations([start, {"iteration": 270, "delta_label": 0.005}], digits) == (300, True)
+    assert iterations([start, {"iteration": 270, "delta_label": 0.0}], digits) == (270, False)
     # DEPICT (no tol, logs every epoch): stopped by its own rule, or ran to maxiter
     depict = {"maxiter": 20000}
     assert iterations([start, {"iteration": 7254, "delta_label": 0.2}], depict) == (7254, False)
@@ -210,5 +215,6 @@ def test_a_figure_rebuilt_from_the_same_results_is_the_same_file(tmp_path):
     again = spread_figure(pd.DataFrame(rows), tmp_path / "b" / "spread")
     assert [p.suffix for p in first] == [".png", ".pdf"]
     for a, b in zip(first, again, strict=True):
-        assert a.read_bytes() == b.read_bytes(), a.suffix  # jitter seeded, no date in the PDF
+        assert a.read_bytes() == b.read_bytes(), a.suffix  # jitter seeded
+    assert b"/CreationDate" not in first[1].read_bytes()  # (same second or not)
     assert (np.random.get_state()[1] == state).all()  # and the global RNG given back as it was

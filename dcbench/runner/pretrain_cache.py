@@ -45,9 +45,11 @@ def embedding_key(method: str, dataset: str, n_samples: int, config: dict[str, A
     return f"{method}__{dataset}__{digest}"
 
 
-# What each kind of file in the folder is, by the suffix the methods below give it
-CHECKPOINT_KINDS = {".finished.ckpt": "finished run", ".fit.ckpt": "clustering phase",
-                    ".ckpt": "pretraining"}  # fmt: skip
+# The checkpoints' file suffixes (the methods below name files with them) and their kinds,
+# the longest first: ".ckpt" ends the other two as well
+FINISHED, PHASE, PRETRAINING = ".finished.ckpt", ".fit.ckpt", ".ckpt"
+CHECKPOINT_KINDS = {FINISHED: "finished run", PHASE: "clustering phase",
+                    PRETRAINING: "pretraining"}  # fmt: skip
 
 
 def describe_checkpoint(path: str | os.PathLike) -> tuple[str, str]:
@@ -126,13 +128,13 @@ class PretrainCache:
 
     def fit_checkpoint(self, name: str, config: dict[str, Any], n_samples: int) -> FileCheckpoint:
         """Where one run's clustering phase saves its progress (``NAME__DIGEST.fit.ckpt``)."""
-        return FileCheckpoint(self._run_stem(name, config, n_samples) + ".fit.ckpt")
+        return FileCheckpoint(self._run_stem(name, config, n_samples) + PHASE)
 
     def finished_run(self, name: str, config: dict[str, Any], n_samples: int) -> Path:
         """Where one run's record and fitted state wait from when it finished until the driver
         has stored them (``NAME__DIGEST.finished.ckpt``): a unit interrupted in a later run (a
         session stopped during DCEC, after DEC-conv) does not fit this one again."""
-        return Path(self._run_stem(name, config, n_samples) + ".finished.ckpt")
+        return Path(self._run_stem(name, config, n_samples) + FINISHED)
 
     def _run_stem(self, name: str, config: dict[str, Any], n_samples: int) -> str:
         return str(self.directory / f"{name}__{_digest({'n': n_samples, **config})}")
@@ -144,4 +146,4 @@ class PretrainCache:
         save_torch(state, self.directory / f"{key}.embedding.pt")
 
     def pretrain_checkpoint(self, key: str) -> FileCheckpoint:
-        return FileCheckpoint(self.directory / f"{key}.ckpt")
+        return FileCheckpoint(self.directory / f"{key}{PRETRAINING}")

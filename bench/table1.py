@@ -200,7 +200,7 @@ def run_stages(chosen: list[int], args) -> int:
             try:
                 result = run_suite(config)
             except UsageError:  # refused before any run: a folder made for it holds only the log
-                if new_folder:
+                if new_folder and not any((args.out / "records").glob("*.json")):
                     shutil.rmtree(args.out, ignore_errors=True)
                 raise
     # the stages' wall time (with their device and runs done), for meta.json: what a whole

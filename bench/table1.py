@@ -119,6 +119,18 @@ def in_flight(out: Path) -> str:
     return "\n".join(lines) or f"nothing in flight in {out / 'pretrained'}"
 
 
+def _finished_run_stored(path: Path, kept: dict) -> str:
+    """Whether a kept finished run's record is in its results folder yet (the driver stores
+    it within a minute with two workers, or with its unit)."""
+    from dcbench.runner.store import ResultsStore
+
+    record = kept.get("record", {})
+    which = (record.get("method"), record.get("dataset"), record.get("seed"))
+    if None not in which and ResultsStore(path.parent.parent).get(*which) is not None:
+        return "its record is stored (this file stays until its unit ends)"
+    return "waiting for the rest of its unit"
+
+
 def _checkpoint_progress(path: Path) -> str:
     from dcbench.core.fileio import load_torch
     from dcbench.methods import METHODS
@@ -130,7 +142,7 @@ def _checkpoint_progress(path: Path) -> str:
     if state is None:
         return f"{name}: unreadable (it will be recomputed)"
     if kind == "finished run":
-        return f"{name}: finished, waiting for the rest of its unit"
+        return f"{name}: finished, {_finished_run_stored(path, state)}"
     history = state["history"]
     if kind == "clustering phase":
         return _phase_progress(name, state)

@@ -4,6 +4,8 @@ import pandas as pd
 import pytest
 from conftest import load_bench_script
 
+from dcbench.runner.store import ResultsStore
+
 
 @pytest.fixture
 def script():
@@ -107,6 +109,9 @@ def test_status_shows_each_checkpoints_progress(script, tmp_path, capsys):
     save_torch({"history": history}, folder / "cae__mnist-full__seed0__abc.ckpt")
     save_torch({"history": [{"iteration": 280}]}, folder / "dcec__usps__seed1__def.fit.ckpt")
     save_torch({"record": {}}, folder / "dec-conv__usps__seed1__123.finished.ckpt")
+    stored = {"method": "dec", "dataset": "usps", "seed": 1}  # its record already in the store
+    save_torch({"record": stored}, folder / "dec__usps__seed1__456.finished.ckpt")
+    ResultsStore(tmp_path).put({**stored, "status": "ok"})
     (folder / "sae__usps__seed2__bad.ckpt").write_bytes(b"torn")
     save_torch(
         {"history": [{"epoch": 200, "seconds": 1.0}] * 200}, folder / "cae__usps__seed3__d.ckpt"
@@ -138,9 +143,13 @@ def test_status_shows_each_checkpoints_progress(script, tmp_path, capsys):
     )
     assert "dcec__usps__seed1: clustering phase at iteration 280" in lines
     assert "dec-conv__usps__seed1: finished, waiting for the rest of its unit" in lines
+    assert (
+        "dec__usps__seed1: finished, its record is stored (this file stays until its unit ends)"
+        in lines
+    )
     assert "sae__usps__seed2: unreadable (it will be recomputed)" in lines
     assert "cae__usps__seed3: pretrained (200 epochs); its unit's runs are under way" in lines
-    assert "odd.ckpt: not a checkpoint this script can read" in lines and len(lines) == 9
+    assert "odd.ckpt: not a checkpoint this script can read" in lines and len(lines) == 10
     assert script.in_flight(tmp_path / "empty").startswith("nothing in flight")
 
 

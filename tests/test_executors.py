@@ -314,9 +314,10 @@ def test_a_resumed_clustering_phase_counts_the_earlier_attempts_time(data, tmp_p
     assert 1000.0 < record["seconds"] < 1000.0 + 60
 
 
-def _fits_by_method(monkeypatch, stop_at=None):
+def _fits_by_method(monkeypatch, stop_at=None, on_fit=None):
     """Count the deep fits per method; ``stop_at``: the method whose fit is interrupted
-    (KeyboardInterrupt, as a session stop: nothing of its unit reaches the store)."""
+    (KeyboardInterrupt, as a session stop: nothing of its unit reaches the store);
+    ``on_fit(method)`` is called as each fit begins."""
     from dcbench.methods import DeepClusterer
 
     fits, real_fit = [], DeepClusterer.fit
@@ -324,6 +325,8 @@ def _fits_by_method(monkeypatch, stop_at=None):
     def fit(self, *args, **kwargs):
         method = {"none": "cae-kmeans", "kl": "dec-conv", "kl+rec": "dcec"}[self.loss]
         fits.append(method)
+        if on_fit is not None:
+            on_fit(method)
         if method == stop_at:
             raise KeyboardInterrupt
         return real_fit(self, *args, **kwargs)
@@ -351,10 +354,14 @@ def test_a_unit_interrupted_in_a_later_run_keeps_its_finished_runs(data, tmp_pat
 
     fits.clear()
     monkeypatch.undo()
-    fits = _fits_by_method(monkeypatch)
-    records = execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path / "run"),
-                      progress=False)  # fmt: skip
+    store = ResultsStore(tmp_path / "run")
+    stored_when = {}  # method -> the methods in the store as its fit began
+    fits = _fits_by_method(monkeypatch, on_fit=lambda m: stored_when.setdefault(
+        m, sorted(r["method"] for r in store.records())))  # fmt: skip
+    records = execute(plan(methods, seeds=(0,)), data, store, progress=False)
     assert fits == ["dcec"]
+    # the finished runs were stored as the rerun began (their pretraining was on disk)
+    assert stored_when == {"dcec": ["cae-kmeans", "dec-conv"]}
     assert outcome(records) == outcome(reference)
     assert not list(tmp_path.glob("run/pretrained/*.finished.ckpt"))  # stored: gone
     assert not list(tmp_path.glob("run/pretrained/*.fit.ckpt"))
@@ -366,23 +373,78 @@ def test_a_unit_interrupted_in_a_later_run_keeps_its_finished_runs(data, tmp_pat
         assert torch.equal(load_torch(stored)["model"][key], weights), key
 
 
+class _InThread(_Backend):
+    """Units run in a background thread on the output folder, as local processes do: the
+    driver can look at the folder while a unit runs."""
+
+    def __init__(self, data):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.data, self._pool = data, ThreadPoolExecutor(1)
+
+    def submit(self, unit, cache):
+        from dcbench.runner.work import run_unit
+
+        return self._pool.submit(run_unit, unit, self.data[unit.dataset], "cpu",
+                                 str(cache.directory))  # fmt: skip
+
+    def close(self):
+        self._pool.shutdown(wait=True)
+
+
+def test_a_run_finished_inside_a_running_unit_is_stored_before_the_unit_ends(
+    data, tmp_path, monkeypatch
+):
+    """CAE+k-means' and DEC-conv's records (with their models and the pretraining they point
+    to) are on disk while DCEC of the same unit still runs; the unit's end stores the same
+    records again, each counted once."""
+    from dcbench.runner import executor
+
+    monkeypatch.setattr(executor, "FINISHED_RUNS_POLL_SECONDS", 0.05)
+    methods = ["cae-kmeans", "dec-conv", "dcec"]
+    reference = execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path / "ref"),
+                        progress=False)  # fmt: skip
+    store = ResultsStore(tmp_path / "run")
+    stored_when = {}
+
+    def wait_for_the_driver(method):  # DCEC waits (30 s at most) for the others' records
+        deadline = time.monotonic() + 30
+        while method == "dcec" and len(store.records()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stored_when[method] = store.records()
+
+    _fits_by_method(monkeypatch, on_fit=wait_for_the_driver)
+    records = execute(plan(methods, seeds=(0,)), data, store, backend=_InThread(data),
+                      progress=False)  # fmt: skip
+    early = stored_when["dcec"]
+    assert sorted(r["method"] for r in early) == ["cae-kmeans", "dec-conv"]
+    assert all(Path(r["pretrain_file"]).exists() and Path(r["model_file"]).exists() for r in early)
+    assert [r["method"] for r in records] == methods  # each once
+    assert outcome(records) == outcome(reference) == outcome(store.records())
+    final = {r["method"]: r for r in store.records()}
+    assert all(final[r["method"]] == r for r in early)  # the unit's end wrote the same records
+    assert not list((tmp_path / "run" / "pretrained").glob("*.finished.ckpt"))
+
+
 def test_a_unit_stopped_before_its_pretraining_was_stored_stores_it_on_the_rerun(
     data, tmp_path, monkeypatch
 ):
-    """Every run finished, the driver interrupted before it saved the unit: the rerun fits
-    nothing again and still writes the pretrained weights that the records point to."""
+    """Every run finished, the pretrained weights saved neither by the worker (a warning: the
+    disk was full) nor by the driver (it stopped there): the rerun fits nothing again and
+    still writes the pretrained weights that the records point to."""
     from dcbench.runner.pretrain_cache import PretrainCache
 
     methods = ["cae-kmeans", "dec-conv"]
     real_save = PretrainCache.save
 
-    def stopped(self, key, state):
-        raise KeyboardInterrupt
+    def disk_full(self, key, state):
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(PretrainCache, "save", stopped)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(PretrainCache, "save", disk_full)
+    with pytest.raises(OSError), pytest.warns(UserWarning, match="could not save cae__"):
         execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path), progress=False)
     assert len(list(tmp_path.glob("pretrained/*.finished.ckpt"))) == 2
+    assert not list(tmp_path.glob("pretrained/*.pt")) and not ResultsStore(tmp_path).records()
     monkeypatch.setattr(PretrainCache, "save", real_save)
     fits = _fits_by_method(monkeypatch)
     records = execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path), progress=False)

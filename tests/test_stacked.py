@@ -71,10 +71,11 @@ def test_stacked_clustering_matches_separate_fits(data, method, backbone, loss):
         if loss == "kl+rec":  # every step's loss
             np.testing.assert_allclose(step_losses(b), step_losses(a), rtol=RTOL)
         else:
-            # DEC's loss is a KL of about 1e-4 here: a difference of two cross-entropies of
-            # about 1, so one ulp in q moves it ~1e-6 relative, and the steps amplify that;
-            # the first step is held to RTOL, the fit to its labels and centers
-            np.testing.assert_allclose(step_losses(b)[0], step_losses(a)[0], rtol=RTOL)
+            # DEC's loss is a KL of about 1e-4 to 1e-3 here: a difference of two
+            # cross-entropies of about 1, so its rounding is absolute, a few ulp of 1 (6e-8
+            # each; 1.1e-8 seen on an AVX-512 CPU, 1.3e-5 relative), and the steps amplify
+            # that; the first step is held to RTOL or 1e-6, the fit to its labels and centers
+            np.testing.assert_allclose(step_losses(b)[0], step_losses(a)[0], rtol=RTOL, atol=1e-6)
         np.testing.assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=1e-3, atol=1e-4)
 
 

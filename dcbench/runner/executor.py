@@ -2,7 +2,9 @@
 
 Only the driver writes the output folder (records, fitted models, pretrained cache), so
 workers on other machines need no shared disk. Every file is written atomically as its unit
-finishes: an interruption keeps everything finished so far.
+finishes: an interruption keeps everything finished so far. Where the driver can see the
+workers' folder (local processes, Ray with a shared folder), a run that finishes inside a unit
+still running is stored within a minute, not when the unit's last run ends.
 """
 
 from __future__ import annotations
@@ -22,16 +24,20 @@ from dcbench.core.fileio import save_torch
 from dcbench.datasets import ImageDataset
 from dcbench.runner.backends import InProcess
 from dcbench.runner.plan import Run, config_changes, protocol_of
-from dcbench.runner.pretrain_cache import PretrainCache
+from dcbench.runner.pretrain_cache import PretrainCache, adopt_finished
 from dcbench.runner.stacking import stack_units
 from dcbench.runner.store import ResultsStore
 from dcbench.runner.work import (
     Unit,
     UnitResult,
     failed_records,
+    finished_result,
     make_units,
     run_name,
 )
+
+# How often the driver looks for runs finished inside units still running (store_finished_runs)
+FINISHED_RUNS_POLL_SECONDS = 60.0
 
 
 def pending_runs(
@@ -86,17 +92,29 @@ def execute(
     cache = PretrainCache(store.pretrained_dir)
     backend = backend or InProcess(data, device)
     workers_cache = backend.worker_cache(cache)  # where finished runs wait to be stored
+    n_samples = {name: d.n_samples for name, d in data.items()}
     records: list[dict[str, Any]] = []
+    stored_early: set[tuple] = set()  # the runs stored before their unit ended (_which)
+
+    def store_finished(units: Iterable[Unit]) -> None:
+        for record in store_finished_runs(units, store, cache, workers_cache, n_samples,
+                                          stored_early):  # fmt: skip
+            records.append(record)
+            _report(bar, record, f"{len(records)}/{len(runs)}")
+
     queue: deque[Unit] = deque(units)
     in_flight: dict = {}
     with tqdm(total=len(runs), disable=not progress, unit="run", dynamic_ncols=True) as bar:
         try:
+            store_finished(queue)  # an interrupted earlier attempt's finished runs, at once
             while queue or in_flight:
                 while queue and len(in_flight) < backend.slots:
                     unit = queue.popleft()
                     bar.set_description(unit.runs[0].label)
                     in_flight[backend.submit(unit, cache)] = unit
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                done, _ = wait(
+                    in_flight, timeout=FINISHED_RUNS_POLL_SECONDS, return_when=FIRST_COMPLETED
+                )
                 for future in done:
                     unit = in_flight.pop(future)
                     try:
@@ -108,8 +126,10 @@ def execute(
                     if result.device_error:  # its process's CUDA context may be spoiled
                         backend.replace_workers()
                     for record in store_unit(result, unit, store, cache, workers_cache):
-                        records.append(record)
-                        _report(bar, record, f"{len(records)}/{len(runs)}")
+                        if _which(record) not in stored_early:  # counted once
+                            records.append(record)
+                            _report(bar, record, f"{len(records)}/{len(runs)}")
+                store_finished(in_flight.values())
         finally:
             backend.close()
     return records
@@ -137,16 +157,73 @@ def store_unit(
         for folder in {cache, workers_cache} - {None}:
             _discard(folder.pretrain_checkpoint(unit.pretrain_key).path)
     for run, record, fitted in zip(unit.runs, result.records, result.fitted, strict=True):
-        if unit.pretrain_key and "pretrain_reused" in record:
-            record["pretrain_file"] = str(cache.path(unit.pretrain_key))
-        if fitted is not None:
-            model_file = store.model_path(record["method"], record["dataset"], record["seed"])
-            save_torch(fitted, model_file)
-            record["model_file"] = str(model_file)
-        store.put(record)
+        _store_run(record, fitted, store, cache, unit.pretrain_key)
         if workers_cache and unit.pretrain_key and record["status"] == "ok":  # now on disk
             _discard(workers_cache.finished_run(run_name(run), run.config, record["n_samples"]))
     return result.records
+
+
+def store_finished_runs(
+    units: Iterable[Unit],
+    store: ResultsStore,
+    cache: PretrainCache,
+    workers_cache: PretrainCache | None,
+    n_samples: dict[str, int],
+    stored: set[tuple],
+) -> list[dict[str, Any]]:
+    """Store the finished runs of ``units`` not yet ended: the workers keep each finished run
+    in ``workers_cache`` until its unit ends, so DEC's record lands when DEC ends, not an hour
+    later with IDEC's, and a session stopped during IDEC loses neither. Only once the
+    pretraining the record points to is on disk (the worker saves it as it ends); the kept
+    file stays until the unit is stored (``store_unit`` writes the same record again).
+    ``stored``: the runs stored so (``_which``), added to here."""
+    if workers_cache is None:  # the workers' folders are out of the driver's sight
+        return []
+    records = []
+    for unit in units:
+        key = unit.pretrain_key
+        if key is None or not _pretraining_on_disk(key, cache, workers_cache):
+            continue
+        for run in unit.runs:
+            if _which(run) in stored:
+                continue
+            path = workers_cache.finished_run(run_name(run), run.config, n_samples[run.dataset])
+            kept = finished_result(path, run, key) if path.exists() else None
+            if kept is None or kept[0].get("status") != "ok":
+                continue
+            record, fitted = kept
+            _store_run(record, fitted, store, cache, key)
+            stored.add(_which(run))
+            records.append(record)
+    return records
+
+
+def _pretraining_on_disk(key: str, cache: PretrainCache, workers_cache: PretrainCache) -> bool:
+    """Whether the pretrained state ``key`` is in the driver's cache, copied there from the
+    workers' folder if it is only there."""
+    if not cache.path(key).exists() and workers_cache.path(key).exists():
+        adopt_finished(workers_cache.directory, cache.directory, cache.path(key).name)
+    return cache.path(key).exists()
+
+
+def _store_run(
+    record: dict[str, Any], fitted: dict | None, store: ResultsStore, cache: PretrainCache, key
+) -> None:
+    """One run's fitted model, then its record (last: what it points to is on disk)."""
+    if key and "pretrain_reused" in record:
+        record["pretrain_file"] = str(cache.path(key))
+    if fitted is not None:
+        model_file = store.model_path(record["method"], record["dataset"], record["seed"])
+        save_torch(fitted, model_file)
+        record["model_file"] = str(model_file)
+    store.put(record)
+
+
+def _which(item) -> tuple[str, str, int]:
+    """(method, dataset, seed) of a run or a record."""
+    if isinstance(item, Run):
+        return item.method, item.dataset, item.seed
+    return item["method"], item["dataset"], item["seed"]
 
 
 def _discard(path) -> None:

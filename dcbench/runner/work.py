@@ -109,7 +109,8 @@ def run_unit(
         return run_stacked_unit(unit, data, device, checkpoint_dir, pretrained, threads)
     with worker_settings(device, threads) as scratch:
         cache = PretrainCache(checkpoint_dir or scratch)
-        shared = _SharedPretraining(cache, unit.pretrain_key, data, pretrained)
+        shared = _SharedPretraining(cache, unit.pretrain_key, data, pretrained,
+                                    keep=checkpoint_dir is not None)  # fmt: skip
         results = [fit_one(run, data, device, shared) for run in unit.runs]
     return unit_result(results, shared.new_state)
 
@@ -144,10 +145,13 @@ def worker_settings(device: str, threads: int | None):
 
 class _SharedPretraining:
     """The unit's pretrained state: given, found in the cache folder, or trained once here.
-    A pretraining that fails fails every run of the unit, without being retried per run."""
+    A pretraining that fails fails every run of the unit, without being retried per run.
+    ``keep``: the cache folder outlives the unit, so a state trained here is saved there at
+    once: the driver can store the unit's finished runs before the unit ends, and a unit
+    interrupted later resumes from it."""
 
-    def __init__(self, cache: PretrainCache, key, data: ImageDataset, given):
-        self.cache, self.key, self.data = cache, key, data
+    def __init__(self, cache: PretrainCache, key, data: ImageDataset, given, keep=False):
+        self.cache, self.key, self.data, self.keep = cache, key, data, keep
         self.state = given
         self.new_state = None
         self.fresh = False  # trained for this unit (stacked), not yet claimed by a run
@@ -165,9 +169,20 @@ class _SharedPretraining:
             except Exception as exc:
                 self.error = exc
                 raise
+            if self.keep:
+                self._save_now()
             return self.state, False
         fresh, self.fresh = self.fresh, False
         return self.state, not fresh
+
+    def _save_now(self) -> None:
+        """Only a shortcut (the driver saves the state with the unit): a file that cannot be
+        written is a warning, never a failed run."""
+        try:
+            self.cache.save(self.key, self.state)
+        except OSError as exc:
+            warnings.warn(f"could not save {self.cache.path(self.key).name} ({exc}): the "
+                          "unit's runs are stored when it ends", stacklevel=3)  # fmt: skip
 
 
 def fit_one(

@@ -396,8 +396,8 @@ def test_a_run_finished_inside_a_running_unit_is_stored_before_the_unit_ends(
     data, tmp_path, monkeypatch
 ):
     """CAE+k-means' and DEC-conv's records (with their models and the pretraining they point
-    to) are on disk while DCEC of the same unit still runs; the unit's end stores the same
-    records again, each counted once."""
+    to) are on disk while DCEC of the same unit still runs; the unit's end leaves them as they
+    are, and each is counted once."""
     from dcbench.runner import executor
 
     monkeypatch.setattr(executor, "FINISHED_RUNS_POLL_SECONDS", 0.05)
@@ -422,7 +422,7 @@ def test_a_run_finished_inside_a_running_unit_is_stored_before_the_unit_ends(
     assert [r["method"] for r in records] == methods  # each once
     assert outcome(records) == outcome(reference) == outcome(store.records())
     final = {r["method"]: r for r in store.records()}
-    assert all(final[r["method"]] == r for r in early)  # the unit's end wrote the same records
+    assert all(final[r["method"]] == r for r in early)  # the unit's end left them as they were
     assert not list((tmp_path / "run" / "pretrained").glob("*.finished.ckpt"))
 
 

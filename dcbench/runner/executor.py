@@ -125,10 +125,10 @@ def execute(
                         backend.recover()
                     if result.device_error:  # its process's CUDA context may be spoiled
                         backend.replace_workers()
-                    for record in store_unit(result, unit, store, cache, workers_cache):
-                        if _which(record) not in stored_early:  # counted once
-                            records.append(record)
-                            _report(bar, record, f"{len(records)}/{len(runs)}")
+                    written = store_unit(result, unit, store, cache, workers_cache, stored_early)
+                    for record in written:
+                        records.append(record)
+                        _report(bar, record, f"{len(records)}/{len(runs)}")
                 store_finished(in_flight.values())
         finally:
             backend.close()
@@ -141,26 +141,32 @@ def store_unit(
     store: ResultsStore,
     cache: PretrainCache,
     workers_cache: PretrainCache | None = None,
+    stored: frozenset | set = frozenset(),
 ) -> list[dict[str, Any]]:
     """Write a unit's pretrained state, fitted models and records (records last: a record
     on disk means everything it points to is there); then drop the finished runs the
-    workers kept in ``workers_cache`` for an interruption."""
+    workers kept in ``workers_cache`` for an interruption. Returns the records written:
+    the runs in ``stored`` (``_which``; stored early, by ``store_finished_runs``) are on disk
+    already, and are neither written again nor returned."""
     if result.parts is not None:  # a stacked unit: each seed's unit as if it ran alone
         return [
             record
             for sub, part in zip(unit.units, result.parts, strict=True)
-            for record in store_unit(part, sub, store, cache, workers_cache)
+            for record in store_unit(part, sub, store, cache, workers_cache, stored)
         ]
     if unit.pretrain_key and result.pretrained is not None:
         cache.save(unit.pretrain_key, result.pretrained)
         # only now, the state safe on disk: its checkpoint goes, where the workers kept it too
         for folder in {cache, workers_cache} - {None}:
             _discard(folder.pretrain_checkpoint(unit.pretrain_key).path)
+    written = []
     for run, record, fitted in zip(unit.runs, result.records, result.fitted, strict=True):
-        _store_run(record, fitted, store, cache, unit.pretrain_key)
+        if _which(run) not in stored:
+            _store_run(record, fitted, store, cache, unit.pretrain_key)
+            written.append(record)
         if workers_cache and unit.pretrain_key and record["status"] == "ok":  # now on disk
             _discard(workers_cache.finished_run(run_name(run), run.config, record["n_samples"]))
-    return result.records
+    return written
 
 
 def store_finished_runs(
@@ -175,7 +181,7 @@ def store_finished_runs(
     in ``workers_cache`` until its unit ends, so DEC's record lands when DEC ends, not an hour
     later with IDEC's, and a session stopped during IDEC loses neither. Only once the
     pretraining the record points to is on disk (the worker saves it as it ends); the kept
-    file stays until the unit is stored (``store_unit`` writes the same record again).
+    file stays until the unit is stored (``store_unit`` then only removes it).
     ``stored``: the runs stored so (``_which``), added to here."""
     if workers_cache is None:  # the workers' folders are out of the driver's sight
         return []
@@ -188,7 +194,7 @@ def store_finished_runs(
             if _which(run) in stored:
                 continue
             path = workers_cache.finished_run(run_name(run), run.config, n_samples[run.dataset])
-            kept = finished_result(path, run, key) if path.exists() else None
+            kept = finished_result(path, run, key)  # None while it is not there
             if kept is None or kept[0].get("status") != "ok":
                 continue
             record, fitted = kept
@@ -219,11 +225,9 @@ def _store_run(
     store.put(record)
 
 
-def _which(item) -> tuple[str, str, int]:
-    """(method, dataset, seed) of a run or a record."""
-    if isinstance(item, Run):
-        return item.method, item.dataset, item.seed
-    return item["method"], item["dataset"], item["seed"]
+def _which(run: Run) -> tuple[str, str, int]:
+    """A run's (method, dataset, seed): what names its record."""
+    return run.method, run.dataset, run.seed
 
 
 def _discard(path) -> None:

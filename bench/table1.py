@@ -121,7 +121,7 @@ def in_flight(out: Path) -> str:
 
 def _finished_run_stored(path: Path, kept: dict) -> str:
     """Whether a kept finished run's record is in its results folder yet (the driver stores
-    it within a minute with two workers, or with its unit)."""
+    it as the run ends in-process, within a minute with two workers, or with its unit)."""
     from dcbench.runner.store import ResultsStore
 
     record = kept.get("record", {})

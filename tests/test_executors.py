@@ -342,6 +342,8 @@ def test_a_unit_interrupted_in_a_later_run_keeps_its_finished_runs(data, tmp_pat
     reference = execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path / "ref"),
                         progress=False)  # fmt: skip
     fits = _fits_by_method(monkeypatch, stop_at="dcec")
+    # as a worker process whose driver was stopped before it looked: nothing stored early
+    monkeypatch.setattr(InProcess, "after_each_run", lambda self, store_finished: None)
     with pytest.raises(KeyboardInterrupt):
         execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path / "run"), progress=False)
     assert ResultsStore(tmp_path / "run").records() == []  # the unit never reached the store
@@ -392,12 +394,14 @@ class _InThread(_Backend):
         self._pool.shutdown(wait=True)
 
 
+@pytest.mark.parametrize("backend", ["in-process", "in-thread"])
 def test_a_run_finished_inside_a_running_unit_is_stored_before_the_unit_ends(
-    data, tmp_path, monkeypatch
+    backend, data, tmp_path, monkeypatch
 ):
     """CAE+k-means' and DEC-conv's records (with their models and the pretraining they point
     to) are on disk while DCEC of the same unit still runs; the unit's end leaves them as they
-    are, and each is counted once."""
+    are, and each is counted once. In-process (``--jobs 1``) the driver stores each run as it
+    ends; in a thread (as local processes) it finds them in the folder it polls."""
     from dcbench.runner import executor
 
     monkeypatch.setattr(executor, "FINISHED_RUNS_POLL_SECONDS", 0.05)
@@ -414,8 +418,8 @@ def test_a_run_finished_inside_a_running_unit_is_stored_before_the_unit_ends(
         stored_when[method] = store.records()
 
     _fits_by_method(monkeypatch, on_fit=wait_for_the_driver)
-    records = execute(plan(methods, seeds=(0,)), data, store, backend=_InThread(data),
-                      progress=False)  # fmt: skip
+    runner = _InThread(data) if backend == "in-thread" else None  # None: in-process
+    records = execute(plan(methods, seeds=(0,)), data, store, backend=runner, progress=False)
     early = stored_when["dcec"]
     assert sorted(r["method"] for r in early) == ["cae-kmeans", "dec-conv"]
     assert all(Path(r["pretrain_file"]).exists() and Path(r["model_file"]).exists() for r in early)

@@ -3,7 +3,7 @@
 Every backend has the same small interface: ``slots`` (units in flight at once),
 ``submit(unit, cache) -> Future[UnitResult]``, ``recover()`` after a worker died,
 ``replace_workers()`` after a CUDA error spoiled one, ``worker_cache(cache)`` (the folder its
-workers keep checkpoints in) and ``close()``; ``_Backend`` has the defaults. The driver (``dcbench.runner.executor``) does the rest, so a new backend is one class.
+workers keep checkpoints in), ``after_each_run(store)`` and ``close()``; ``_Backend`` has the defaults. The driver (``dcbench.runner.executor``) does the rest, so a new backend is one class.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -31,6 +32,11 @@ class _Backend:
         """The folder where this backend's workers keep checkpoints (and finished runs) for
         the driver's ``cache``: the same folder, unless the workers have their own."""
         return cache
+
+    def after_each_run(self, store_finished: Callable[[Unit], None]) -> None:
+        """The driver's way to store a unit's finished runs. A backend whose units run in the
+        driver's own process calls it as each run ends (the driver cannot look while the unit
+        runs); the others ignore it: the driver looks at their folder every minute."""
 
     def recover(self) -> None:
         """Called after a worker died; the default has nothing to repair."""
@@ -57,10 +63,15 @@ class InProcess(_Backend):
 
     def __init__(self, data: dict[str, ImageDataset], device: str, threads: int = 1):
         self.data, self.device, self.threads = data, str(device), threads
+        self._store_finished: Callable[[Unit], None] | None = None
+
+    def after_each_run(self, store_finished: Callable[[Unit], None]) -> None:
+        self._store_finished = store_finished
 
     def submit(self, unit: Unit, cache: PretrainCache) -> Future:
         future: Future = Future()
         before = torch.get_num_threads()
+        store = self._store_finished
         try:
             future.set_result(
                 run_unit(
@@ -69,6 +80,7 @@ class InProcess(_Backend):
                     self.device,
                     cache.directory,
                     threads=self.threads,
+                    after_each_run=(lambda: store(unit)) if store else None,
                 )  # fmt: skip
             )
         finally:

@@ -2,9 +2,10 @@
 
 Only the driver writes the output folder (records, fitted models, pretrained cache), so
 workers on other machines need no shared disk. Every file is written atomically as its unit
-finishes: an interruption keeps everything finished so far. Where the driver can see the
-workers' folder (local processes, Ray with a shared folder), a run that finishes inside a unit
-still running is stored within a minute, not when the unit's last run ends.
+finishes: an interruption keeps everything finished so far. A run that finishes inside a
+unit still running is stored as it ends (in-process) or within a minute (local processes, Ray
+with a shared folder: the driver looks at the workers' folder), not when the unit's last run
+ends.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def execute(
             records.append(record)
             _report(bar, record, f"{len(records)}/{len(runs)}")
 
+    backend.after_each_run(lambda unit: store_finished([unit]))  # in-process units
     queue: deque[Unit] = deque(units)
     in_flight: dict = {}
     with tqdm(total=len(runs), disable=not progress, unit="run", dynamic_ncols=True) as bar:
@@ -180,8 +182,9 @@ def store_finished_runs(
     """Store the finished runs of ``units`` not yet ended: the workers keep each finished run
     in ``workers_cache`` until its unit ends, so DEC's record lands when DEC ends, not an hour
     later with IDEC's, and a session stopped during IDEC loses neither. Only once the
-    pretraining the record points to is on disk (the worker saves it as it ends); the kept
-    file stays until the unit is stored (``store_unit`` then only removes it).
+    pretraining the record points to is on disk (the worker saves it as it ends). The kept
+    file stays until the unit is stored (``store_unit`` then only removes it): on a rerun the
+    unit still holds the run, and its worker restores it from there instead of refitting.
     ``stored``: the runs stored so (``_which``), added to here."""
     if workers_cache is None:  # the workers' folders are out of the driver's sight
         return []

@@ -11,6 +11,7 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -99,9 +100,11 @@ def run_unit(
     checkpoint_dir: str | None = None,
     pretrained: dict[str, Any] | None = None,
     threads: int | None = None,
+    after_each_run: Callable[[], None] | None = None,
 ) -> UnitResult:
     """Fit every run of ``unit``, pretraining at most once (resuming from a checkpoint in
     ``checkpoint_dir`` if one is there). Never raises for a failing run: it is recorded.
+    ``after_each_run``: called as each run ends (the in-process backend stores it there).
     A ``StackedUnit`` (seeds trained together) goes to ``stacking.run_stacked_unit``."""
     from dcbench.runner.stacking import StackedUnit, run_stacked_unit
 
@@ -111,7 +114,11 @@ def run_unit(
         cache = PretrainCache(checkpoint_dir or scratch)
         shared = _SharedPretraining(cache, unit.pretrain_key, data, pretrained,
                                     keep=checkpoint_dir is not None)  # fmt: skip
-        results = [fit_one(run, data, device, shared) for run in unit.runs]
+        results = []
+        for run in unit.runs:
+            results.append(fit_one(run, data, device, shared))
+            if after_each_run is not None:
+                after_each_run()
     return unit_result(results, shared.new_state)
 
 
@@ -227,8 +234,8 @@ def fit_one(
 
 
 def keep_finished(path: Path, record: dict, fitted: dict | None, pretrain_key: str) -> None:
-    """Keep a finished run's result at ``path`` until the driver has stored it (``store_unit``
-    discards it). Only a shortcut for an interrupted unit: a file that cannot be written is a
+    """Keep a finished run's result at ``path`` until the driver has stored its unit
+    (``store_unit`` discards it). Only a shortcut for an interrupted unit: a file that cannot be written is a
     warning, never a failed run."""
     try:
         save_torch({"record": record, "fitted": fitted, "pretrain_key": pretrain_key}, path)

@@ -430,6 +430,61 @@ def test_a_run_finished_inside_a_running_unit_is_stored_before_the_unit_ends(
     assert not list((tmp_path / "run" / "pretrained").glob("*.finished.ckpt"))
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_rerun_after_a_stop_drops_the_kept_copies_of_runs_already_stored(
+    force, data, tmp_path, monkeypatch
+):
+    """In-process, CAE+k-means and DEC-conv are stored as they end; stopped in DCEC, their
+    kept files are spare copies. The rerun (the suite's way: pending runs only) fits DCEC
+    alone and leaves no kept file behind; with --force it refits all three, restoring none."""
+    from dcbench.runner.executor import pending_runs
+
+    methods = ["cae-kmeans", "dec-conv", "dcec"]
+    reference = execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path / "ref"),
+                        progress=False)  # fmt: skip
+    store = ResultsStore(tmp_path / "run")
+    _fits_by_method(monkeypatch, stop_at="dcec")
+    with pytest.raises(KeyboardInterrupt):
+        execute(plan(methods, seeds=(0,)), data, store, progress=False)
+    assert sorted(r["method"] for r in store.records()) == ["cae-kmeans", "dec-conv"]
+    assert len(list(store.pretrained_dir.glob("*.finished.ckpt"))) == 2
+    monkeypatch.undo()
+    fits = _fits_by_method(monkeypatch)
+    todo = pending_runs(plan(methods, seeds=(0,)), store, force=force)
+    records = execute(todo, data, store, progress=False)
+    assert fits == (methods if force else ["dcec"])
+    assert [r["method"] for r in records] == [r.method for r in todo]  # each counted once
+    assert outcome(store.records()) == outcome(reference)
+    assert not list(store.pretrained_dir.glob("*.finished.ckpt"))
+
+
+def test_a_run_that_cannot_be_stored_early_is_stored_with_its_unit(data, tmp_path, monkeypatch):
+    """Storing a finished run before its unit ends is a shortcut: a write that fails is a
+    warning, the unit goes on, and its runs are stored (once each) when it can; the driver's
+    hook does not outlive the suite."""
+    methods = ["cae-kmeans", "dec-conv", "dcec"]
+    reference = execute(plan(methods, seeds=(0,)), data, ResultsStore(tmp_path / "ref"),
+                        progress=False)  # fmt: skip
+    real_put, calls = ResultsStore.put, []
+
+    def full_once(self, record):
+        calls.append(record["method"])
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real_put(self, record)
+
+    monkeypatch.setattr(ResultsStore, "put", full_once)
+    backend = InProcess(data, "cpu")
+    store = ResultsStore(tmp_path / "run")
+    with pytest.warns(UserWarning, match="could not store a finished run before its unit"):
+        records = execute(plan(methods, seeds=(0,)), data, store, backend=backend,
+                          progress=False)  # fmt: skip
+    assert calls == ["cae-kmeans", "cae-kmeans", "dec-conv", "dcec"]  # retried after DEC-conv
+    assert sorted(r["method"] for r in records) == sorted(methods)
+    assert outcome(store.records()) == outcome(reference)
+    assert backend._store_finished is None
+
+
 def test_a_unit_stopped_before_its_pretraining_was_stored_stores_it_on_the_rerun(
     data, tmp_path, monkeypatch
 ):

@@ -33,10 +33,11 @@ class _Backend:
         the driver's ``cache``: the same folder, unless the workers have their own."""
         return cache
 
-    def after_each_run(self, store_finished: Callable[[Unit], None]) -> None:
-        """The driver's way to store a unit's finished runs. A backend whose units run in the
-        driver's own process calls it as each run ends (the driver cannot look while the unit
-        runs); the others ignore it: the driver looks at their folder every minute."""
+    def after_each_run(self, store_finished: Callable[[Unit], None] | None) -> None:
+        """The driver's way to store a unit's finished runs (None: no longer). A backend whose
+        units run in the driver's own process calls it as each run ends (the driver cannot
+        look while the unit runs); the others ignore it: the driver looks at their folder
+        every minute."""
 
     def recover(self) -> None:
         """Called after a worker died; the default has nothing to repair."""
@@ -65,7 +66,7 @@ class InProcess(_Backend):
         self.data, self.device, self.threads = data, str(device), threads
         self._store_finished: Callable[[Unit], None] | None = None
 
-    def after_each_run(self, store_finished: Callable[[Unit], None]) -> None:
+    def after_each_run(self, store_finished: Callable[[Unit], None] | None) -> None:
         self._store_finished = store_finished
 
     def submit(self, unit: Unit, cache: PretrainCache) -> Future:

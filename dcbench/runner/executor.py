@@ -5,7 +5,7 @@ workers on other machines need no shared disk. Every file is written atomically 
 finishes: an interruption keeps everything finished so far. A run that finishes inside a
 unit still running is stored as it ends (in-process) or within a minute (local processes, Ray
 with a shared folder: the driver looks at the workers' folder), not when the unit's last run
-ends.
+ends; seeds stacked on a GPU (``runner.stacking``) are stored with their unit.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from tqdm.auto import tqdm
 
 from dcbench.core import runinfo
 from dcbench.core.errors import UsageError
-from dcbench.core.fileio import save_torch
+from dcbench.core.fileio import load_torch, save_torch
 from dcbench.datasets import ImageDataset
 from dcbench.runner.backends import InProcess
 from dcbench.runner.plan import Run, config_changes, protocol_of
-from dcbench.runner.pretrain_cache import PretrainCache, adopt_finished
+from dcbench.runner.pretrain_cache import FINISHED, PretrainCache, adopt_finished
 from dcbench.runner.stacking import stack_units
 from dcbench.runner.store import ResultsStore
 from dcbench.runner.work import (
@@ -98,11 +98,16 @@ def execute(
     stored_early: set[tuple] = set()  # the runs stored before their unit ended (_which)
 
     def store_finished(units: Iterable[Unit]) -> None:
-        for record in store_finished_runs(units, store, cache, workers_cache, n_samples,
-                                          stored_early):  # fmt: skip
-            records.append(record)
-            _report(bar, record, f"{len(records)}/{len(runs)}")
+        try:
+            for record in store_finished_runs(units, store, cache, workers_cache, n_samples,
+                                              stored_early):  # fmt: skip
+                records.append(record)
+                _report(bar, record, f"{len(records)}/{len(runs)}")
+        except OSError as exc:  # only a shortcut: the unit's end stores them (or stops there)
+            warnings.warn(f"could not store a finished run before its unit ended ({exc}); "
+                          "it is stored with its unit", stacklevel=2)  # fmt: skip
 
+    drop_spare_kept_runs(store, workers_cache)
     backend.after_each_run(lambda unit: store_finished([unit]))  # in-process units
     queue: deque[Unit] = deque(units)
     in_flight: dict = {}
@@ -133,6 +138,7 @@ def execute(
                         _report(bar, record, f"{len(records)}/{len(runs)}")
                 store_finished(in_flight.values())
         finally:
+            backend.after_each_run(None)
             backend.close()
     return records
 
@@ -205,6 +211,22 @@ def store_finished_runs(
             stored.add(_which(run))
             records.append(record)
     return records
+
+
+def drop_spare_kept_runs(store: ResultsStore, workers_cache: PretrainCache | None) -> None:
+    """Remove the kept finished runs whose record is already stored: an earlier attempt stored
+    them early and stopped before their unit ended. A rerun leaves those runs out of its plan,
+    so no unit would remove them, and with ``--force`` they would be restored, not refitted."""
+    if workers_cache is None:
+        return
+    for path in workers_cache.directory.glob(f"*{FINISHED}"):
+        kept = load_torch(path)
+        record = kept.get("record") if isinstance(kept, dict) else None
+        if not isinstance(record, dict):
+            continue  # unreadable or unknown: the run that owns it refits and replaces it
+        done = store.get(record.get("method"), record.get("dataset"), record.get("seed"))
+        if done is not None and done.get("status") == "ok":
+            _discard(path)
 
 
 def _pretraining_on_disk(key: str, cache: PretrainCache, workers_cache: PretrainCache) -> bool:

@@ -456,6 +456,8 @@ def test_a_rerun_after_a_stop_drops_the_kept_copies_of_runs_already_stored(
     assert [r["method"] for r in records] == [r.method for r in todo]  # each counted once
     assert outcome(store.records()) == outcome(reference)
     assert not list(store.pretrained_dir.glob("*.finished.ckpt"))
+    # the pretraining the worker saved as it ended: its checkpoint went with the rerun's unit
+    assert not list(store.pretrained_dir.glob("cae__*.ckpt"))
 
 
 def test_a_run_that_cannot_be_stored_early_is_stored_with_its_unit(data, tmp_path, monkeypatch):

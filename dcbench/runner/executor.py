@@ -164,7 +164,9 @@ def store_unit(
         ]
     if unit.pretrain_key and result.pretrained is not None:
         cache.save(unit.pretrain_key, result.pretrained)
-        # only now, the state safe on disk: its checkpoint goes, where the workers kept it too
+    if unit.pretrain_key and cache.path(unit.pretrain_key).exists():
+        # only now, the state safe on disk (saved here, by the worker as it ended, or by an
+        # earlier attempt): its checkpoint goes, where the workers kept it too
         for folder in {cache, workers_cache} - {None}:
             _discard(folder.pretrain_checkpoint(unit.pretrain_key).path)
     written = []

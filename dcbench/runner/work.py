@@ -235,8 +235,8 @@ def fit_one(
 
 def keep_finished(path: Path, record: dict, fitted: dict | None, pretrain_key: str) -> None:
     """Keep a finished run's result at ``path`` until the driver has stored its unit
-    (``store_unit`` discards it). Only a shortcut for an interrupted unit: a file that cannot be written is a
-    warning, never a failed run."""
+    (``store_unit`` discards it). Only a shortcut for an interrupted unit: a file that cannot
+    be written is a warning, never a failed run."""
     try:
         save_torch({"record": record, "fitted": fitted, "pretrain_key": pretrain_key}, path)
     except OSError as exc:
